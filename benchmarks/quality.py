@@ -1,0 +1,656 @@
+"""Fill-quality benchmark: the engine against Telea and a temporal median, scored inside the hole.
+
+    python benchmarks/quality.py [--clips balle,carphone] [--presets fast,standard]
+        [--iterations-standard N] [--iterations N] [--footage DIR] [--device auto]
+        [--out results.json] [--write-markdown PATH]
+
+Clips and their ground truth are built in ``benchmarks/footage.py``, the metrics are in
+``benchmarks/metrics.py`` and the classical fills in ``benchmarks/baselines.py``.
+
+Each engine preset runs in a fresh subprocess (this script re-invoked with a hidden flag), so the
+peak RSS reported for it is that preset's alone: not the clip loading, the ground-truth medians or
+an earlier preset's allocations, which ``ru_maxrss`` of one long-lived process would all include.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+# Run as a script, Python puts benchmarks/ (not the repository root) on sys.path; the root is
+# needed for both ``archive_inpaint`` and ``benchmarks.*`` when the package is not installed.
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from archive_inpaint.config import PRESETS, preset  # noqa: E402
+from archive_inpaint.pipeline import inpaint_arrays, resolve_device  # noqa: E402
+from benchmarks.baselines import TELEA_RADIUS, telea_shot, temporal_median_shot  # noqa: E402
+from benchmarks.footage import (  # noqa: E402
+    CLIP_LOADERS,
+    BenchmarkClip,
+    check_footage_dir,
+    load_clip,
+)
+from benchmarks.metrics import (  # noqa: E402
+    PSNR_CAP_DB,
+    HoleScores,
+    hole_squared_error,
+    psnr_from_mse,
+    score_hole,
+)
+
+DEFAULT_FOOTAGE = REPO_ROOT.parent / "shared" / "footage"
+DEFAULT_CLIPS = "balle,carphone"
+DEFAULT_PRESETS = "fast,standard"
+TELEA = "telea"
+MEDIAN = "temporal-median"
+MIB = 1024 * 1024
+# Progress lines per engine run: enough to see a long CPU run is alive, few enough to read.
+PROGRESS_LINES = 10
+
+
+# --------------------------------------------------------------------------------------------
+# Engine subprocess
+
+
+@dataclass(frozen=True)
+class EngineJob:
+    """What a worker process needs: where the inputs are, what to run, where to put the output."""
+
+    preset: str
+    iterations: int
+    device: str
+    frames_path: str
+    holes_path: str
+    filled_path: str
+    report_path: str
+
+
+def run_engine_worker(job_path: Path) -> None:
+    """Body of the hidden ``--engine-worker`` mode: one preset on one clip, then exit."""
+    job = EngineJob(**json.loads(job_path.read_text()))
+    frames = np.load(job.frames_path)
+    holes = np.load(job.holes_path)
+    config = preset(job.preset).with_overrides(iterations=job.iterations)
+    device = resolve_device(job.device)
+    on_gpu = device.type == "cuda"
+    if on_gpu:
+        torch.cuda.reset_peak_memory_stats(device)
+    every = max(1, job.iterations // PROGRESS_LINES)
+    began = time.perf_counter()
+
+    def progress(iteration: int, ceiling: int, loss: float) -> None:
+        if iteration % every == 0 or iteration == ceiling:
+            rate = iteration / max(time.perf_counter() - began, 1e-9)
+            print(
+                f"    [{job.preset}] iteration {iteration}/{ceiling} loss {loss:.4f} "
+                f"(~{rate:.1f} it/s incl. setup)",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    result = inpaint_arrays(frames, holes, config, device, on_step=progress)
+    wall = time.perf_counter() - began
+    np.save(job.filled_path, result.frames)
+    # ru_maxrss is in KiB on Linux (bytes on macOS); the benchmark targets Linux machines.
+    peak_rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    report = {
+        "iterations": result.iterations,
+        "train_seconds": result.train_seconds,
+        "fill_seconds": result.fill_seconds,
+        "wall_seconds": wall,
+        "iterations_per_second": result.iterations / result.train_seconds
+        if result.train_seconds > 0
+        else None,
+        "peak_rss_mib": peak_rss_kib / 1024.0,
+        "peak_cuda_mib": torch.cuda.max_memory_allocated(device) / MIB if on_gpu else None,
+        "torch_threads": torch.get_num_threads(),
+        "final_loss": result.loss_history[-1] if result.loss_history else None,
+        "config": config.to_dict(),
+    }
+    Path(job.report_path).write_text(json.dumps(report, indent=2))
+
+
+def run_engine(
+    clip: BenchmarkClip, preset_name: str, iterations: int, device: str, scratch: Path
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Run one preset on ``clip`` in a fresh Python process; (filled frames, its report)."""
+    frames_path = scratch / f"{clip.name}-frames.npy"
+    holes_path = scratch / f"{clip.name}-holes.npy"
+    if not frames_path.exists():
+        np.save(frames_path, clip.frames)
+        np.save(holes_path, clip.holes)
+    job = EngineJob(
+        preset=preset_name,
+        iterations=iterations,
+        device=device,
+        frames_path=str(frames_path),
+        holes_path=str(holes_path),
+        filled_path=str(scratch / f"{clip.name}-{preset_name}-filled.npy"),
+        report_path=str(scratch / f"{clip.name}-{preset_name}-report.json"),
+    )
+    job_path = scratch / f"{clip.name}-{preset_name}-job.json"
+    job_path.write_text(json.dumps(job.__dict__))
+    command = [sys.executable, str(Path(__file__).resolve()), "--engine-worker", str(job_path)]
+    completed = subprocess.run(command, check=False)
+    if completed.returncode != 0:
+        raise SystemExit(
+            f"engine preset {preset_name} on {clip.name} failed (exit {completed.returncode})"
+        )
+    report: dict[str, Any] = json.loads(Path(job.report_path).read_text())
+    filled = np.load(job.filled_path)
+    # The filled frames are scored from here on; the scratch copy would only fill the disk.
+    Path(job.filled_path).unlink()
+    return filled, report
+
+
+# --------------------------------------------------------------------------------------------
+# Results
+
+
+@dataclass
+class MethodResult:
+    method: str
+    label: str
+    scores: HoleScores
+    seconds: float
+    engine: dict[str, Any] | None = None  # the worker's report, for engine presets only
+    capped: bool = False
+    preset_iterations: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "label": self.label,
+            **self.scores.to_dict(),
+            "seconds": self.seconds,
+            "capped": self.capped,
+            "preset_iterations": self.preset_iterations,
+            "engine": self.engine,
+        }
+
+
+@dataclass
+class ClipResult:
+    clip: dict[str, Any]
+    methods: list[MethodResult] = field(default_factory=list)
+    sanity_truth_vs_truth_psnr_db: float = 0.0
+
+    def telea(self) -> MethodResult:
+        return next(result for result in self.methods if result.method == TELEA)
+
+    def to_dict(self) -> dict[str, Any]:
+        telea = self.telea()
+        return {
+            "clip": self.clip,
+            "sanity_truth_vs_truth_psnr_db": self.sanity_truth_vs_truth_psnr_db,
+            "methods": [
+                {
+                    **result.to_dict(),
+                    "psnr_gain_vs_telea_db": result.scores.psnr_mean_db - telea.scores.psnr_mean_db,
+                    "psnr_all_hole_gain_vs_telea_db": result.scores.psnr_all_hole_db
+                    - telea.scores.psnr_all_hole_db,
+                    "ssim_gain_vs_telea": result.scores.ssim_mean - telea.scores.ssim_mean,
+                    "time_ratio_vs_telea": result.seconds / telea.seconds
+                    if telea.seconds > 0
+                    else None,
+                }
+                for result in self.methods
+            ],
+        }
+
+
+def timed(
+    function: Callable[[np.ndarray, np.ndarray], np.ndarray], frames: np.ndarray, holes: np.ndarray
+) -> tuple[np.ndarray, float]:
+    began = time.perf_counter()
+    value = function(frames, holes)
+    return value, time.perf_counter() - began
+
+
+def sanity_check(clip: BenchmarkClip) -> float:
+    """Ground truth against itself inside the hole must hit the PSNR cap, or the scoring is wrong.
+
+    PSNR only, through the same error path as the real scores: it is cheap on every frame, where
+    SSIM of identical frames is 1 by construction and would cost seconds on the large clip.
+    """
+    total_error, total_values = 0.0, 0
+    for index in range(clip.num_frames):
+        if clip.holes[index].any():
+            error, values = hole_squared_error(
+                clip.truth[index], clip.truth[index].copy(), clip.holes[index]
+            )
+            total_error += error
+            total_values += values
+    value = psnr_from_mse(total_error / total_values)
+    if value != PSNR_CAP_DB:
+        raise AssertionError(f"truth vs truth scored {value} dB on {clip.name}, not the cap")
+    return value
+
+
+def benchmark_clip(
+    clip: BenchmarkClip,
+    presets: list[str],
+    iterations_for: dict[str, int],
+    device: str,
+    scratch: Path,
+) -> ClipResult:
+    result = ClipResult(clip=clip.summary(), sanity_truth_vs_truth_psnr_db=sanity_check(clip))
+
+    filled, seconds = timed(telea_shot, clip.frames, clip.holes)
+    label = f"Telea (cv2.inpaint r={TELEA_RADIUS})"
+    scores = score_hole(clip.truth, filled, clip.holes)
+    result.methods.append(MethodResult(TELEA, label, scores, seconds))
+    print(f"  {TELEA}: done in {seconds:.1f} s", flush=True)
+
+    filled, seconds = timed(temporal_median_shot, clip.frames, clip.holes)
+    label = "temporal median of known pixels"
+    scores = score_hole(clip.truth, filled, clip.holes)
+    result.methods.append(MethodResult(MEDIAN, label, scores, seconds))
+    print(f"  {MEDIAN}: done in {seconds:.1f} s", flush=True)
+
+    for name in presets:
+        ceiling = PRESETS[name].train.iterations
+        iterations = iterations_for.get(name, ceiling)
+        capped = iterations < ceiling
+        print(
+            f"  engine {name}: {iterations} iterations"
+            + (f" (CAPPED from the preset's {ceiling})" if capped else ""),
+            flush=True,
+        )
+        filled, report = run_engine(clip, name, iterations, device, scratch)
+        label = f"engine {name}" + (f" (CAPPED {iterations}/{ceiling} it)" if capped else "")
+        result.methods.append(
+            MethodResult(
+                method=f"engine-{name}",
+                label=label,
+                scores=score_hole(clip.truth, filled, clip.holes),
+                seconds=report["train_seconds"] + report["fill_seconds"],
+                engine=report,
+                capped=capped,
+                preset_iterations=ceiling,
+            )
+        )
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# Machine and run description
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine_info(device: str) -> dict[str, Any]:
+    resolved = resolve_device(device)
+    info: dict[str, Any] = {
+        "cpu_model": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        # The cores this process may actually use (a container or taskset can allow fewer).
+        "cpu_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "opencv": cv2.__version__,
+        "numpy": np.__version__,
+        "device": str(resolved),
+        # Timings from a machine that other jobs are loading are not comparable; the load at the
+        # start is kept so that a contended run can be recognised afterwards.
+        "load_average_1min_at_start": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+    }
+    if resolved.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(resolved)
+    return info
+
+
+def exact_command() -> str:
+    # orig_argv is the interpreter's own argv (Python >= 3.10): the command as typed.
+    argv = getattr(sys, "orig_argv", [sys.executable, *sys.argv])
+    return shlex.join(argv)
+
+
+# --------------------------------------------------------------------------------------------
+# Reporting
+
+
+def fmt(value: float | None, digits: int = 2, signed: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+
+
+def quality_rows(clip: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for method in clip["methods"]:
+        is_telea = method["method"] == TELEA
+        rows.append(
+            [
+                method["label"],
+                fmt(method["psnr_mean_db"]),
+                fmt(method["psnr_all_hole_db"]),
+                fmt(method["ssim_mean"], 4),
+                "(reference)" if is_telea else fmt(method["psnr_gain_vs_telea_db"], signed=True),
+                "(reference)" if is_telea else fmt(method["ssim_gain_vs_telea"], 4, signed=True),
+                fmt(method["seconds"], 1),
+                "1.0x" if is_telea else f"{method['time_ratio_vs_telea']:.1f}x",
+            ]
+        )
+    return rows
+
+
+QUALITY_HEADER = [
+    "method",
+    "PSNR hole (dB)",
+    "PSNR all-hole (dB)",
+    "SSIM hole",
+    "dPSNR vs Telea (dB)",
+    "dSSIM vs Telea",
+    "seconds",
+    "time vs Telea",
+]
+ENGINE_HEADER = [
+    "clip",
+    "preset",
+    "iterations",
+    "it/s",
+    "train s",
+    "fill s",
+    "peak RSS (MiB)",
+    "peak CUDA (MiB)",
+]
+
+
+def engine_rows(results: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for clip in results["clips"]:
+        for method in clip["methods"]:
+            engine = method["engine"]
+            if engine is None:
+                continue
+            iterations = str(engine["iterations"])
+            if method["capped"]:
+                iterations += f" of {method['preset_iterations']} (CAPPED)"
+            rows.append(
+                [
+                    clip["clip"]["name"],
+                    method["method"].removeprefix("engine-"),
+                    iterations,
+                    fmt(engine["iterations_per_second"]),
+                    fmt(engine["train_seconds"], 1),
+                    fmt(engine["fill_seconds"], 1),
+                    fmt(engine["peak_rss_mib"], 0),
+                    fmt(engine["peak_cuda_mib"], 0),
+                ]
+            )
+    return rows
+
+
+def text_table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        for row in [header, *rows]
+    ]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def capped_notes(results: dict[str, Any]) -> list[str]:
+    notes = []
+    for clip in results["clips"]:
+        for method in clip["methods"]:
+            if method["capped"]:
+                name = method["method"].removeprefix("engine-")
+                notes.append(
+                    f"{clip['clip']['name']}: preset {name} was "
+                    f"CAPPED at {method['engine']['iterations']} of its "
+                    f"{method['preset_iterations']} iterations; its scores are not the preset's."
+                )
+    return notes
+
+
+METHOD_NOTE = (
+    "PSNR and SSIM are measured inside the hole only. PSNR hole: per-frame PSNR over the hole "
+    "pixels, averaged over the frames that have a hole. PSNR all-hole: one PSNR from the total "
+    "squared error over every hole pixel of the shot. SSIM hole: SSIM map (Gaussian 11x11, "
+    "sigma 1.5, RGB channels averaged) over the whole frame, averaged over the hole pixels, then "
+    f"over frames. PSNR is capped at {PSNR_CAP_DB:.0f} dB. Seconds: engine = train + fill "
+    "(working-set setup and process start excluded); baselines = the whole fill."
+)
+
+
+def busy_warning(machine: dict[str, Any]) -> str | None:
+    """A warning when the machine was already busy at the start: the seconds and it/s are then
+    the share this run got, not what the machine can do."""
+    load = machine.get("load_average_1min_at_start")
+    cores = machine.get("cpu_usable") or machine.get("cpu_count")
+    if load is None or not cores or load < 0.5 * cores:
+        return None
+    return (
+        f"the 1-minute load average was {load:.1f} on {cores} cores when this run started: "
+        "timings are contended"
+    )
+
+
+def print_report(results: dict[str, Any]) -> None:
+    machine = results["machine"]
+    print()
+    print("=" * 100)
+    print(f"Fill quality inside the hole -- {results['date']}")
+    print(f"command: {results['command']}")
+    print(
+        f"machine: {machine['cpu_model']}, {machine['cpu_count']} cores "
+        f"({machine['cpu_usable']} usable), torch {machine['torch']}, device {machine['device']}"
+        + (f" ({machine['gpu']})" if "gpu" in machine else "")
+    )
+    if busy_warning(machine):
+        print(f"*** {busy_warning(machine)}")
+    for clip in results["clips"]:
+        info = clip["clip"]
+        print()
+        print(f"[{info['name']}] {info['description']}")
+        print(
+            f"  {info['width']}x{info['height']}, {info['num_frames']} frames, "
+            f"{info['frames_with_hole']} with a hole, hole = {100 * info['hole_fraction']:.2f}% "
+            f"of pixels; truth vs truth = {clip['sanity_truth_vs_truth_psnr_db']:.0f} dB (cap)"
+        )
+        print(text_table(QUALITY_HEADER, quality_rows(clip)))
+    rows = engine_rows(results)
+    if rows:
+        print()
+        print("Engine resources (each preset in its own process)")
+        print(text_table(ENGINE_HEADER, rows))
+    print()
+    print(METHOD_NOTE)
+    for note in capped_notes(results):
+        print(f"*** {note}")
+    print("=" * 100)
+
+
+def markdown_report(results: dict[str, Any]) -> str:
+    machine = results["machine"]
+    gpu = f" ({machine['gpu']})" if "gpu" in machine else ""
+    parts = [
+        "## Fill quality inside the hole",
+        "",
+        f"Measured {results['date']} on {machine['cpu_model']}, {machine['cpu_count']} cores "
+        f"({machine['cpu_usable']} usable), torch {machine['torch']}, "
+        f"device `{machine['device']}`{gpu}.",
+        "",
+        f"Command: `{results['command']}`",
+        "",
+        METHOD_NOTE,
+    ]
+    notes = capped_notes(results)
+    warning = busy_warning(machine)
+    if warning:
+        notes.insert(0, warning[0].upper() + warning[1:] + ".")
+    if notes:
+        parts += ["", *[f"**{note}**" for note in notes]]
+    for clip in results["clips"]:
+        info = clip["clip"]
+        parts += [
+            "",
+            f"### {info['name']}",
+            "",
+            f"{info['description']}. {info['width']}x{info['height']}, {info['num_frames']} "
+            f"frames, {info['frames_with_hole']} with a hole, "
+            f"{100 * info['hole_fraction']:.2f}% of pixels in the hole.",
+            "",
+            markdown_table(QUALITY_HEADER, quality_rows(clip)),
+        ]
+    rows = engine_rows(results)
+    if rows:
+        parts += [
+            "",
+            "### Engine resources",
+            "",
+            "Each preset runs in a fresh process; peak RSS is that process's `ru_maxrss`.",
+            "",
+            markdown_table(ENGINE_HEADER, rows),
+        ]
+    return "\n".join(parts) + "\n"
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+
+
+def split_names(text: str, allowed: list[str], what: str, allow_none: bool = False) -> list[str]:
+    if allow_none and text.strip().lower() in {"", "none"}:
+        return []
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in allowed]
+    if unknown:
+        raise SystemExit(f"unknown {what} {', '.join(unknown)}; choose from {', '.join(allowed)}")
+    return names
+
+
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be >= 1")
+    return value
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--clips", default=DEFAULT_CLIPS, help=f"comma list of {', '.join(CLIP_LOADERS)}"
+    )
+    parser.add_argument(
+        "--presets",
+        default=DEFAULT_PRESETS,
+        help=f"comma list of engine presets ({', '.join(PRESETS)}), or 'none' for baselines only",
+    )
+    parser.add_argument(
+        "--iterations-standard",
+        type=positive,
+        help="cap the standard preset's iterations (hours on a small CPU); reported as CAPPED",
+    )
+    parser.add_argument(
+        "--iterations",
+        type=positive,
+        help="cap every preset's iterations (smoke runs); --iterations-standard wins for standard",
+    )
+    parser.add_argument(
+        "--footage",
+        type=Path,
+        default=DEFAULT_FOOTAGE,
+        help="folder holding the clips (default: ../shared/footage from the repository root)",
+    )
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    parser.add_argument(
+        "--write-markdown", type=Path, metavar="PATH", help="write a Markdown section here"
+    )
+    parser.add_argument("--engine-worker", type=Path, help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def iteration_caps(args: argparse.Namespace, presets: list[str]) -> dict[str, int]:
+    caps = {}
+    for name in presets:
+        cap = args.iterations_standard if name == "standard" else None
+        cap = cap if cap is not None else args.iterations
+        if cap is not None:
+            # A "cap" above the preset's own count would be a longer run, not a cap; keep the
+            # preset's, so the CAPPED flag means exactly "fewer iterations than the preset".
+            caps[name] = min(cap, PRESETS[name].train.iterations)
+    return caps
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    if args.engine_worker is not None:
+        run_engine_worker(args.engine_worker)
+        return 0
+    clips = split_names(args.clips, list(CLIP_LOADERS), "clip")
+    presets = split_names(args.presets, list(PRESETS), "preset", allow_none=True)
+    footage = args.footage.resolve()
+    check_footage_dir(footage, clips)
+    caps = iteration_caps(args, presets)
+    for name, cap in caps.items():
+        ceiling = PRESETS[name].train.iterations
+        if cap < ceiling:
+            print(f"*** preset {name} is CAPPED at {cap} of its {ceiling} iterations ***")
+
+    results: dict[str, Any] = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": exact_command(),
+        "machine": machine_info(args.device),
+        "footage": str(footage),
+        "psnr_cap_db": PSNR_CAP_DB,
+        "clips": [],
+    }
+    with tempfile.TemporaryDirectory(prefix="archive-inpaint-bench-") as scratch:
+        for name in clips:
+            print(f"[{name}] loading clip and ground truth", flush=True)
+            clip = load_clip(name, footage)
+            clip_result = benchmark_clip(clip, presets, caps, args.device, Path(scratch))
+            results["clips"].append(clip_result.to_dict())
+            # Written after every clip so a long run that dies late still leaves its results.
+            if args.out is not None:
+                args.out.write_text(json.dumps(results, indent=2))
+    print_report(results)
+    if args.out is not None:
+        print(f"results written to {args.out}")
+    if args.write_markdown is not None:
+        args.write_markdown.write_text(markdown_report(results))
+        print(f"Markdown section written to {args.write_markdown}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
