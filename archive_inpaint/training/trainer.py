@@ -121,7 +121,12 @@ def train(
     network.train()
     for iteration in range(start + 1, train_cfg.iterations + 1):
         loss = train_step(
-            network, optimizer, working_set, source_pool, train_cfg.batch_size, generator
+            network,
+            optimizer,
+            working_set,
+            source_pool,
+            train_cfg.batch_size,
+            generator,
         )
         history.append(loss)
         if on_step is not None:
