@@ -23,3 +23,24 @@ def test_readme_demo_uses_shipped_files() -> None:
     demo = next(command for command in readme_commands() if "archive-inpaint inpaint" in command)
     for shipped in re.findall(r"(examples/\S+)", demo):
         assert (ROOT / shipped).is_file(), f"README demo needs {shipped}, which is not in the repo"
+
+
+def test_demo_damage_lies_under_the_demo_mask() -> None:
+    """The shipped demo is consistent: the damaged clip differs from the clean clip only where the
+    mask says, so restoring it exercises exactly the masked pixels."""
+    from archive_inpaint.media import read_frames, read_masks
+
+    clean = read_frames(ROOT / "examples" / "carphone.mp4")
+    damaged = read_frames(ROOT / "examples" / "carphone_damaged.mkv")
+    holes = read_masks(
+        ROOT / "examples" / "carphone_mask.mkv",
+        num_frames=damaged.num_frames,
+        height=damaged.height,
+        width=damaged.width,
+        fps=damaged.fps,
+        video_path=str(damaged.path),
+    )
+    assert damaged.fps == clean.fps and damaged.frames.shape == clean.frames.shape
+    assert holes.any(axis=(1, 2)).all(), "every frame of the demo has damage to remove"
+    assert (damaged.frames[~holes] == clean.frames[~holes]).all()
+    assert (damaged.frames[holes] != clean.frames[holes]).any(axis=-1).mean() > 0.9
