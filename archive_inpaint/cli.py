@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from fractions import Fraction
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -18,11 +18,15 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.table import Table
 
 from archive_inpaint import __version__
 from archive_inpaint.config import PRESETS, preset
 from archive_inpaint.media import MediaError, output_kind_for
 from archive_inpaint.pipeline import ShotInputs, inpaint_files, resolve_device
+
+if TYPE_CHECKING:
+    from archive_inpaint.batch.results import ShotResult
 
 app = typer.Typer(
     add_completion=False,
@@ -184,3 +188,207 @@ def inpaint(
         f"train {result.train_seconds:.1f}s, fill {result.fill_seconds:.1f}s on {torch_device})"
     )
     console.print(f"contact sheet: {escape(str(outputs.contact_sheet))}")
+
+
+# ---- Batch runs (archive_inpaint.batch). Imported inside the commands: Ray and s3fs are slow to
+# import and the single-shot `inpaint` command needs neither.
+
+manifest_app = typer.Typer(no_args_is_help=True, help="Create and check batch manifests (Parquet).")
+app.add_typer(manifest_app, name="manifest")
+
+
+def _print_problems(problems: list[str], manifest: str) -> None:
+    console.print(f"[red]invalid manifest[/red] {escape(manifest)}: {len(problems)} problem(s)")
+    for problem in problems:
+        console.print(f"  - {escape(problem)}")
+
+
+@manifest_app.command("validate")
+def manifest_validate(
+    manifest: Annotated[str, typer.Argument(help="Manifest Parquet file (local path or s3:// URI).")],
+    check_uris: Annotated[
+        bool, typer.Option(help="Check that every video_uri and mask_uri exists.")
+    ] = True,
+) -> None:
+    """Check a manifest and report every problem at once; exit 1 if there is any."""
+    from archive_inpaint.batch.manifest import validate_manifest
+
+    report = validate_manifest(manifest, check_uris=check_uris)
+    if not report.ok:
+        _print_problems(report.problems, manifest)
+        raise typer.Exit(1)
+    typer.echo(f"OK: {len(report.shots)} shot(s) in {manifest}")
+
+
+@manifest_app.command("init")
+def manifest_init(
+    video_dir: Annotated[str, typer.Argument(help="Folder of videos (local or s3://).")],
+    mask_dir: Annotated[
+        str, typer.Argument(help="Folder of masks: a file or a folder per video, with the video's stem.")
+    ],
+    output: Annotated[str, typer.Option("--output", "-o", help="Manifest to write (.parquet).")],
+) -> None:
+    """Write a manifest pairing each video with the mask of the same file stem."""
+    from archive_inpaint.batch.manifest import manifest_table, pair_by_stem, write_table
+
+    pairing = pair_by_stem(video_dir, mask_dir)
+    for video in pairing.unpaired_videos:
+        console.print(f"[yellow]no mask for[/yellow] {escape(video)}")
+    if not pairing.shots:
+        console.print("[red]error:[/red] no video has a mask with the same stem; nothing written")
+        raise typer.Exit(1)
+    write_table(manifest_table(pairing.shots), output)
+    typer.echo(
+        f"wrote {output}: {len(pairing.shots)} shot(s), {len(pairing.unpaired_videos)} unpaired video(s)"
+    )
+
+
+def _results_table(rows: list[ShotResult]) -> Table:
+
+    table = Table(title="shots")
+    for column in ("shot", "status", "frames", "size", "steps", "train s", "total s", "error"):
+        table.add_column(column)
+    colours = {"succeeded": "green", "skipped": "cyan", "failed": "red"}
+    for row in rows:
+        table.add_row(
+            escape(row.shot_id),
+            f"[{colours.get(row.status, 'white')}]{row.status}[/]",
+            "" if row.frames is None else str(row.frames),
+            "" if row.width is None else f"{row.width}x{row.height}",
+            "" if row.iterations is None else str(row.iterations),
+            "" if row.train_seconds is None else f"{row.train_seconds:.1f}",
+            "" if row.total_seconds is None else f"{row.total_seconds:.1f}",
+            escape(row.error or ""),
+        )
+    return table
+
+
+@app.command()
+def submit(
+    manifest: Annotated[str, typer.Argument(help="Manifest Parquet file (local path or s3:// URI).")],
+    output: Annotated[
+        str, typer.Option("--output", "-o", help="Output root: <output>/<shot_id>/ per shot (local or s3://).")
+    ],
+    results: Annotated[
+        str | None, typer.Option(help="Results Parquet; default <output>/results.parquet.")
+    ] = None,
+    preset_name: Annotated[
+        str, typer.Option("--preset", help=f"Default preset ({', '.join(PRESETS)}); a row's preset wins.")
+    ] = "fast",
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda (one GPU per shot).")] = "auto",
+    num_cpus: Annotated[
+        int | None, typer.Option(help="CPUs for the embedded Ray cluster; default: all.", min=1)
+    ] = None,
+    iterations: Annotated[
+        int | None, typer.Option(help="Training steps for rows without their own.", min=1)
+    ] = None,
+    width: Annotated[int | None, typer.Option(help="Override network width.", min=4)] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Inpaint every shot of a manifest on an embedded Ray cluster; shots already done are skipped."""
+    from archive_inpaint.batch.results import FAILED
+    from archive_inpaint.batch.runner import ManifestInvalid, RunOptions, run_batch
+
+    if preset_name not in PRESETS:
+        console.print(f"[red]error:[/red] unknown preset {preset_name!r}; choose one of {', '.join(PRESETS)}")
+        raise typer.Exit(2)
+    options = RunOptions(
+        manifest_uri=manifest,
+        output_uri=output,
+        results_uri=results,
+        preset=preset_name,
+        device=device,
+        num_cpus=num_cpus,
+        iterations=iterations,
+        width=width,
+    )
+    progress = Progress(
+        TextColumn("[bold]shots"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[failed]} failed"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+        disable=quiet,
+    )
+    with progress:
+        task = progress.add_task("shots", total=None, failed=0)
+        failures = 0
+
+        def on_start(total: int) -> None:
+            progress.update(task, total=total)
+
+        def on_done(row: ShotResult) -> None:
+            nonlocal failures
+            failures += row.status == FAILED
+            progress.update(task, advance=1, failed=failures)
+
+        try:
+            summary = run_batch(options, on_start, on_done)
+        except ManifestInvalid as invalid:
+            progress.stop()
+            _print_problems(invalid.report.problems, manifest)
+            console.print("nothing was started")
+            raise typer.Exit(2)
+        except ValueError as error:
+            progress.stop()
+            console.print(f"[red]error:[/red] {escape(str(error))}")
+            raise typer.Exit(2)
+    console.print(_results_table(summary.results))
+    _print_counts(summary.results)
+    console.print(f"results: {escape(summary.results_uri)}")
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+def _print_counts(rows: list[ShotResult]) -> None:
+    from archive_inpaint.batch.results import counts
+
+    tally = counts(rows)
+    console.print(
+        f"{tally['succeeded']} succeeded, {tally['skipped']} skipped (already done), {tally['failed']} failed"
+    )
+
+
+@app.command()
+def status(
+    target: Annotated[
+        str, typer.Argument(help="A results Parquet file, or a run's output root (local or s3://).")
+    ],
+    manifest: Annotated[
+        str | None, typer.Option(help="The run's manifest, to count the shots not done yet.")
+    ] = None,
+) -> None:
+    """Summarise a batch run: done, failed (with reasons) and, given the manifest, remaining."""
+    from archive_inpaint.batch import storage
+    from archive_inpaint.batch.manifest import read_table
+    from archive_inpaint.batch.results import FAILED, default_results_uri, read_results
+    from archive_inpaint.batch.shot_task import SUCCESS_NAME
+
+    results_uri = target if target.endswith(".parquet") else default_results_uri(target)
+    rows = read_results(results_uri) if storage.exists(results_uri) else []
+    if not rows:
+        console.print(f"no results yet at {escape(results_uri)}")
+    done = {row.shot_id for row in rows if row.status != FAILED}
+    failed = [row for row in rows if row.status == FAILED]
+    if not target.endswith(".parquet"):
+        # Shots committed since the results were written (a run still going) count as done too.
+        done |= {
+            name
+            for name in storage.list_names(target)
+            if storage.exists(storage.join(target, name, SUCCESS_NAME))
+        }
+    failed = [row for row in failed if row.shot_id not in done]
+    typer.echo(f"done: {len(done)}")
+    typer.echo(f"failed: {len(failed)}")
+    for row in failed:
+        typer.echo(f"  {row.shot_id}: {row.error}")
+    if manifest is not None:
+        ids = [str(i) for i in read_table(manifest).column("shot_id").to_pylist()]
+        failed_ids = {row.shot_id for row in failed}
+        remaining = [i for i in ids if i not in done and i not in failed_ids]
+        typer.echo(f"remaining: {len(remaining)} of {len(ids)}")
+    if failed:
+        raise typer.Exit(1)

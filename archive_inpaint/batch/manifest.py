@@ -1,0 +1,244 @@
+"""The batch manifest (schema v1): one Parquet row per shot, validated in full before any work.
+
+Validation collects every problem (missing columns, wrong types, bad rows, missing inputs) instead
+of stopping at the first, so a manifest of thousands of shots is fixed in one round trip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from archive_inpaint.batch import storage
+from archive_inpaint.config import PRESETS
+
+SCHEMA_VERSION = 1
+
+# Column name -> (arrow type predicate, description for messages).
+_STRING = (lambda t: pa.types.is_string(t) or pa.types.is_large_string(t), "string")
+_INT = (pa.types.is_integer, "integer")
+REQUIRED: dict[str, tuple[Callable[[pa.DataType], bool], str]] = {
+    "shot_id": _STRING,
+    "video_uri": _STRING,
+    "mask_uri": _STRING,
+}
+OPTIONAL: dict[str, tuple[Callable[[pa.DataType], bool], str]] = {
+    "start_frame": _INT,
+    "end_frame": _INT,
+    "mask_mode": _STRING,
+    "preset": _STRING,
+    "iterations": _INT,
+    "dilate": _INT,
+    "output_uri": _STRING,
+}
+MASK_MODES = ("per-frame",)
+# Named in the schema so manifests can be written for it, but the engine has no single-frame
+# propagation yet: refusing it beats silently reading the mask as a per-frame sequence.
+RESERVED_MASK_MODES = ("single-frame",)
+
+
+@dataclass(frozen=True)
+class ShotSpec:
+    shot_id: str
+    video_uri: str
+    mask_uri: str
+    start_frame: int = 0
+    end_frame: int | None = None
+    mask_mode: str = "per-frame"
+    preset: str | None = None
+    iterations: int | None = None
+    dilate: int = 0
+    output_uri: str | None = None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> ShotSpec:
+        """From a validated row (a dict from pyarrow or Ray Data); nulls take the defaults."""
+
+        def get(name: str) -> Any:
+            return row.get(name)
+
+        return cls(
+            shot_id=str(get("shot_id")),
+            video_uri=str(get("video_uri")),
+            mask_uri=str(get("mask_uri")),
+            start_frame=int(get("start_frame") or 0),
+            end_frame=None if get("end_frame") is None else int(get("end_frame")),
+            mask_mode=str(get("mask_mode") or "per-frame"),
+            preset=get("preset"),
+            iterations=None if get("iterations") is None else int(get("iterations")),
+            dilate=int(get("dilate") or 0),
+            output_uri=get("output_uri"),
+        )
+
+
+@dataclass
+class ValidationReport:
+    manifest_uri: str
+    problems: list[str] = field(default_factory=list)
+    shots: list[ShotSpec] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def read_table(uri: str) -> pa.Table:
+    fs, path = storage.filesystem(uri)
+    with fs.open(path, "rb") as stream:
+        return pq.read_table(stream)
+
+
+def validate_manifest(uri: str, check_uris: bool = True) -> ValidationReport:
+    report = ValidationReport(uri)
+    try:
+        table = read_table(uri)
+    except (OSError, pa.ArrowInvalid) as error:
+        report.problems.append(f"cannot read the manifest {uri}: {error}")
+        return report
+    validate_table(table, report, check_uris)
+    return report
+
+
+def validate_table(table: pa.Table, report: ValidationReport, check_uris: bool = True) -> None:
+    """Append every problem in ``table`` to ``report``; fill ``report.shots`` when there are none."""
+    usable = _check_columns(table.schema, report.problems)
+    rows = table.select(usable).to_pylist()
+    seen: dict[str, int] = {}
+    for index, row in enumerate(rows):
+        label = _row_label(index, row)
+        for problem in _check_row(row):
+            report.problems.append(f"{label}: {problem}")
+        shot_id = row.get("shot_id")
+        if isinstance(shot_id, str) and shot_id:
+            if shot_id in seen:
+                report.problems.append(f"{label}: duplicate shot_id (first at row {seen[shot_id]})")
+            else:
+                seen[shot_id] = index
+        if check_uris:
+            for column in ("video_uri", "mask_uri"):
+                uri = row.get(column)
+                if isinstance(uri, str) and uri and (missing := _check_uri(uri)):
+                    report.problems.append(f"{label}: {column} {missing}")
+    if not report.problems:
+        report.shots = [ShotSpec.from_row(row) for row in rows]
+
+
+def _check_columns(schema: pa.Schema, problems: list[str]) -> list[str]:
+    """Report missing or mistyped columns; return the columns whose rows can still be checked."""
+    usable = []
+    for name, (is_type, description) in {**REQUIRED, **OPTIONAL}.items():
+        if name not in schema.names:
+            if name in REQUIRED:
+                problems.append(f"missing required column {name!r} ({description})")
+            continue
+        column_type = schema.field(name).type
+        # An optional column that is entirely null is read back as the null type: that is fine.
+        if is_type(column_type) or (name in OPTIONAL and pa.types.is_null(column_type)):
+            usable.append(name)
+        else:
+            problems.append(f"column {name!r} must be {description}, found {column_type}")
+    return usable
+
+
+def _row_label(index: int, row: Mapping[str, Any]) -> str:
+    shot_id = row.get("shot_id")
+    return f"row {index} (shot_id {shot_id!r})" if shot_id else f"row {index}"
+
+
+def _check_row(row: Mapping[str, Any]) -> list[str]:
+    problems = []
+    for name in REQUIRED:
+        if name in row and (row[name] is None or not str(row[name]).strip()):
+            problems.append(f"{name} is empty")
+    shot_id = row.get("shot_id")
+    if isinstance(shot_id, str) and (shot_id in (".", "..") or any(c in shot_id for c in "/\\")):
+        # It names the shot's output folder: it must be one path segment.
+        problems.append("shot_id must not contain '/' or '\\' or be '.' or '..'")
+    start, end = row.get("start_frame"), row.get("end_frame")
+    if start is not None and start < 0:
+        problems.append(f"start_frame must be >= 0, got {start}")
+    if end is not None and end <= (start or 0):
+        problems.append(f"end_frame ({end}) must be greater than start_frame ({start or 0})")
+    mode = row.get("mask_mode")
+    if mode in RESERVED_MASK_MODES:
+        problems.append(f"mask_mode {mode!r} is not supported yet (v1 accepts only 'per-frame')")
+    elif mode is not None and mode not in MASK_MODES:
+        problems.append(f"unknown mask_mode {mode!r} (v1 accepts only 'per-frame')")
+    preset_name = row.get("preset")
+    if preset_name is not None and preset_name not in PRESETS:
+        problems.append(f"unknown preset {preset_name!r} (choose one of {', '.join(PRESETS)})")
+    iterations = row.get("iterations")
+    if iterations is not None and iterations <= 0:
+        problems.append(f"iterations must be > 0, got {iterations}")
+    dilate = row.get("dilate")
+    if dilate is not None and dilate < 0:
+        problems.append(f"dilate must be >= 0, got {dilate}")
+    output = row.get("output_uri")
+    if output is not None and not str(output).strip():
+        problems.append("output_uri is empty (leave it null to use --output)")
+    return problems
+
+
+def _check_uri(uri: str) -> str | None:
+    try:
+        return None if storage.exists(uri) else f"not found: {uri}"
+    except Exception as error:  # noqa: BLE001  any filesystem error means 'unreadable'; say why
+        return f"unreadable: {uri} ({type(error).__name__}: {error})"
+
+
+def manifest_table(shots: Iterable[ShotSpec]) -> pa.Table:
+    """A v1 manifest table for ``shots`` (used by ``manifest init``)."""
+    items = list(shots)
+    return pa.table(
+        {
+            "shot_id": pa.array([s.shot_id for s in items], pa.string()),
+            "video_uri": pa.array([s.video_uri for s in items], pa.string()),
+            "mask_uri": pa.array([s.mask_uri for s in items], pa.string()),
+        }
+    )
+
+
+def write_table(table: pa.Table, uri: str) -> None:
+    fs, path = storage.filesystem(uri)
+    parent = path.rsplit("/", 1)[0] if "/" in path else ""
+    if parent:
+        fs.makedirs(parent, exist_ok=True)
+    with fs.open(path, "wb") as stream:
+        pq.write_table(table, stream)
+
+
+@dataclass
+class Pairing:
+    shots: list[ShotSpec]
+    unpaired_videos: list[str]
+
+
+def pair_by_stem(video_dir: str, mask_dir: str) -> Pairing:
+    """Pair each video file in ``video_dir`` with the mask of the same stem in ``mask_dir`` (a file
+    of any suffix, or a folder of mask images named exactly like the stem)."""
+    fs_video, video_path = storage.filesystem(video_dir)
+    fs_mask, mask_path = storage.filesystem(mask_dir)
+    masks: dict[str, str] = {}
+    for entry in sorted(fs_mask.ls(mask_path, detail=True), key=lambda e: e["name"]):
+        name = PurePosixPath(entry["name"].rstrip("/")).name
+        if name.startswith("."):
+            continue
+        stem = name if entry.get("type") == "directory" else PurePosixPath(name).stem
+        masks.setdefault(stem, storage.join(mask_dir, name))
+    shots, unpaired = [], []
+    for entry in sorted(fs_video.ls(video_path, detail=True), key=lambda e: e["name"]):
+        name = PurePosixPath(entry["name"].rstrip("/")).name
+        if entry.get("type") == "directory" or name.startswith("."):
+            continue
+        stem = PurePosixPath(name).stem
+        video_uri = storage.join(video_dir, name)
+        if stem in masks:
+            shots.append(ShotSpec(shot_id=stem, video_uri=video_uri, mask_uri=masks[stem]))
+        else:
+            unpaired.append(video_uri)
+    return Pairing(shots, unpaired)

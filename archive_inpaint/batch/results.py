@@ -1,0 +1,70 @@
+"""The run report: one row per shot, written as Parquet, and its summary."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import pyarrow as pa
+
+from archive_inpaint.batch import storage
+from archive_inpaint.batch.manifest import read_table, write_table
+
+SUCCEEDED, FAILED, SKIPPED = "succeeded", "failed", "skipped"
+RESULTS_NAME = "results.parquet"
+
+SCHEMA = pa.schema(
+    [
+        ("shot_id", pa.string()),
+        ("status", pa.string()),
+        ("error", pa.string()),
+        ("output_uri", pa.string()),
+        ("frames", pa.int64()),
+        ("width", pa.int64()),
+        ("height", pa.int64()),
+        ("iterations", pa.int64()),
+        ("train_seconds", pa.float64()),
+        ("total_seconds", pa.float64()),
+    ]
+)
+
+
+@dataclass
+class ShotResult:
+    shot_id: str
+    status: str
+    output_uri: str
+    error: str | None = None
+    frames: int | None = None
+    width: int | None = None
+    height: int | None = None
+    iterations: int | None = None
+    train_seconds: float | None = None
+    total_seconds: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, row: dict[str, Any]) -> ShotResult:
+        names = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in row.items() if key in names})
+
+
+def default_results_uri(output_uri: str) -> str:
+    return storage.join(output_uri, RESULTS_NAME)
+
+
+def write_results(rows: list[ShotResult], uri: str) -> None:
+    table = pa.Table.from_pylist([row.to_dict() for row in rows], schema=SCHEMA)
+    write_table(table, uri)
+
+
+def read_results(uri: str) -> list[ShotResult]:
+    return [ShotResult.from_dict(row) for row in read_table(uri).to_pylist()]
+
+
+def counts(rows: list[ShotResult]) -> dict[str, int]:
+    tally = Counter(row.status for row in rows)
+    return {status: tally.get(status, 0) for status in (SUCCEEDED, SKIPPED, FAILED)}

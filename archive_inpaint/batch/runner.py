@@ -1,0 +1,197 @@
+"""The batch driver: validate the manifest, start Ray, skip shots already done, run one Ray task per
+remaining shot, and write the results table.
+
+Shots are Ray Core tasks rather than a Ray Data pipeline: a shot is minutes to hours of training,
+so per-shot naming (``shot:<id>`` in the dashboard), per-shot retry and one GPU per task matter
+more than streaming throughput. Ray Data only reads the manifest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow.fs as pafs
+import ray
+
+from archive_inpaint.batch import storage
+from archive_inpaint.batch.manifest import ShotSpec, ValidationReport, validate_manifest
+from archive_inpaint.batch.results import (
+    FAILED,
+    SKIPPED,
+    ShotResult,
+    default_results_uri,
+    write_results,
+)
+from archive_inpaint.batch.shot_task import (
+    SUCCESS_NAME,
+    ShotJob,
+    fingerprint,
+    shot_task,
+)
+from archive_inpaint.config import preset
+
+log = logging.getLogger(__name__)
+
+# How often the driver wakes to refresh the progress bar when no shot has finished.
+_WAIT_SECONDS = 5.0
+
+
+class ManifestInvalid(Exception):
+    def __init__(self, report: ValidationReport) -> None:
+        super().__init__(f"{len(report.problems)} problem(s) in {report.manifest_uri}")
+        self.report = report
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    manifest_uri: str
+    output_uri: str
+    results_uri: str | None = None
+    preset: str = "fast"
+    device: str = "auto"
+    num_cpus: int | None = None
+    # Run-wide overrides; a manifest row's own preset/iterations take precedence over these.
+    iterations: int | None = None
+    width: int | None = None
+
+
+@dataclass
+class RunSummary:
+    results_uri: str
+    results: list[ShotResult] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[ShotResult]:
+        return [row for row in self.results if row.status == FAILED]
+
+
+# Called once with the number of shots, then once per finished shot.
+StartHook = Callable[[int], None]
+DoneHook = Callable[[ShotResult], None]
+
+
+def make_job(spec: ShotSpec, options: RunOptions) -> ShotJob:
+    spec = dataclasses.replace(
+        spec,
+        video_uri=storage.absolute(spec.video_uri),
+        mask_uri=storage.absolute(spec.mask_uri),
+        output_uri=None if spec.output_uri is None else storage.absolute(spec.output_uri),
+    )
+    preset_name = spec.preset or options.preset
+    config = preset(preset_name).with_overrides(
+        iterations=spec.iterations or options.iterations, width=options.width
+    )
+    output = spec.output_uri or storage.join(storage.absolute(options.output_uri), spec.shot_id)
+    return ShotJob(spec=spec, output_uri=output, config=config, preset=preset_name, device=options.device)
+
+
+def already_done(job: ShotJob) -> ShotResult | None:
+    """The skipped row when ``_SUCCESS.json`` exists and its fingerprint matches the inputs and
+    parameters as they are now; None when the shot must be (re)done."""
+    marker = storage.read_json(storage.join(job.output_uri, SUCCESS_NAME))
+    if marker is None or marker.get("fingerprint") != fingerprint(job)[0]:
+        return None
+    previous = ShotResult.from_dict(marker.get("result") or {"shot_id": job.spec.shot_id})
+    previous.status, previous.error, previous.output_uri = SKIPPED, None, job.output_uri
+    previous.shot_id = job.spec.shot_id
+    return previous
+
+
+def read_manifest_rows(uri: str) -> list[dict[str, Any]]:
+    """The manifest through Ray Data, with the same fsspec filesystem (and AWS configuration) as
+    every other access, instead of pyarrow's own S3 client."""
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False  # the driver draws its own shot-level bar
+    logging.getLogger("ray.data").setLevel(logging.WARNING)  # its execution-plan lines are noise here
+    if storage.is_local(uri):
+        dataset = ray.data.read_parquet(str(storage.local_path(uri)))
+    else:
+        fs, path = storage.filesystem(uri)
+        dataset = ray.data.read_parquet(path, filesystem=pafs.PyFileSystem(pafs.FSSpecHandler(fs)))
+    return dataset.take_all()
+
+
+def run_batch(
+    options: RunOptions, on_start: StartHook | None = None, on_done: DoneHook | None = None
+) -> RunSummary:
+    report = validate_manifest(options.manifest_uri)
+    if not report.ok:
+        raise ManifestInvalid(report)
+    summary = RunSummary(options.results_uri or default_results_uri(options.output_uri))
+    started_here = not ray.is_initialized()
+    if started_here:
+        # An embedded single-machine cluster; Ray writes its own logs under /tmp/ray.
+        ray.init(
+            address="local",
+            num_cpus=options.num_cpus,
+            include_dashboard=False,
+            logging_level=logging.WARNING,
+        )
+    try:
+        shots = [ShotSpec.from_row(row) for row in read_manifest_rows(options.manifest_uri)]
+        _run_shots(shots, options, summary, on_start, on_done)
+    finally:
+        if started_here:
+            ray.shutdown()
+    write_results(summary.results, summary.results_uri)
+    return summary
+
+
+def _run_shots(
+    shots: list[ShotSpec],
+    options: RunOptions,
+    summary: RunSummary,
+    on_start: StartHook | None,
+    on_done: DoneHook | None,
+) -> None:
+    gpus = ray.cluster_resources().get("GPU", 0)
+    if options.device.startswith("cuda") and not gpus:
+        raise ValueError("--device cuda was requested but the Ray cluster has no GPU")
+    # One whole GPU per shot when there are GPUs (and the device allows them), else one CPU.
+    resources = {"num_gpus": 1} if gpus and options.device != "cpu" else {"num_cpus": 1}
+    if on_start is not None:
+        on_start(len(shots))
+
+    def finish(row: ShotResult) -> None:
+        summary.results.append(row)
+        if on_done is not None:
+            on_done(row)
+
+    pending: dict[ray.ObjectRef, ShotJob] = {}
+    for spec in shots:
+        job = make_job(spec, options)
+        try:
+            done = already_done(job)
+        except Exception as error:  # noqa: BLE001  an input vanished since validation, say so
+            finish(_failed(job, error, 0.0))
+            continue
+        if done is not None:
+            finish(done)
+            continue
+        ref = shot_task.options(name=f"shot:{spec.shot_id}", **resources).remote(job)
+        pending[ref] = job
+    began = time.perf_counter()
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1, timeout=_WAIT_SECONDS)
+        for ref in ready:
+            job = pending.pop(ref)
+            try:
+                finish(ray.get(ref))
+            except Exception as error:  # noqa: BLE001  retries exhausted (worker lost...): a failed row
+                cause = getattr(error, "cause", None) or error
+                finish(_failed(job, cause, time.perf_counter() - began))
+
+
+def _failed(job: ShotJob, error: BaseException, seconds: float) -> ShotResult:
+    return ShotResult(
+        shot_id=job.spec.shot_id,
+        status=FAILED,
+        output_uri=job.output_uri,
+        error=f"shot {job.spec.shot_id!r}: {type(error).__name__}: {error}",
+        total_seconds=seconds,
+    )

@@ -1,0 +1,320 @@
+"""The per-shot Ray task: fetch inputs, train with checkpoints kept in the output store, fill,
+encode locally, upload, and commit with ``_SUCCESS.json`` written last.
+
+Any error of the shot itself (unreadable media, a mask of the wrong size...) becomes a ``failed``
+row naming the shot, so one bad shot never stops the others; Ray's own retries (``max_retries``)
+are left for system failures (a dead worker or node), after which the task resumes from the
+latest checkpoint found in the output store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import platform
+import socket
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+import ray
+import torch
+
+from archive_inpaint import __version__
+from archive_inpaint.batch import storage
+from archive_inpaint.batch.manifest import ShotSpec
+from archive_inpaint.batch.results import FAILED, SUCCEEDED, ShotResult
+from archive_inpaint.config import IIVIConfig
+from archive_inpaint.media import MediaError, OutputKind
+from archive_inpaint.pipeline import (
+    ShotInputs,
+    contact_sheet_path,
+    inpaint_files,
+    resolve_device,
+)
+from archive_inpaint.training.trainer import StepCallback
+
+log = logging.getLogger(__name__)
+
+SUCCESS_NAME = "_SUCCESS.json"
+PROVENANCE_NAME = "provenance.json"
+CHECKPOINTS_NAME = "checkpoints"
+# The loss gauge is a per-shot time series; updating it every step would cost more than it tells.
+METRICS_EVERY = 25
+
+
+@dataclass(frozen=True)
+class ShotJob:
+    """Everything a worker needs for one shot (pickled to the worker: no open handles)."""
+
+    spec: ShotSpec
+    output_uri: str  # the shot's own folder, <output>/<shot_id>
+    config: IIVIConfig
+    preset: str
+    device: str
+
+    @property
+    def video_name(self) -> str:
+        return f"{self.spec.shot_id}.mkv"
+
+
+def fingerprint(job: ShotJob) -> tuple[str, dict[str, Any]]:
+    """What the shot's result depends on: each input's URI, size and version (mtime or ETag), and
+    every parameter. A matching ``_SUCCESS.json`` fingerprint means the output is still current."""
+    spec = job.spec
+    document = {
+        "inputs": {
+            "video": storage.stat(spec.video_uri).to_dict(),
+            "mask": storage.stat(spec.mask_uri).to_dict(),
+        },
+        "parameters": parameters(job),
+    }
+    digest = hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
+    return digest, document
+
+
+def parameters(job: ShotJob) -> dict[str, Any]:
+    spec = job.spec
+    return {
+        "preset": job.preset,
+        "config": job.config.to_dict(),
+        "start_frame": spec.start_frame,
+        "end_frame": spec.end_frame,
+        "mask_mode": spec.mask_mode,
+        "dilate": spec.dilate,
+        "output_format": OutputKind.FFV1_MKV.value,
+    }
+
+
+class _Metrics:
+    """Ray custom metrics, created in the worker process on first use (they need a connected worker)."""
+
+    _instance: _Metrics | None = None
+
+    def __init__(self) -> None:
+        from ray.util.metrics import Counter, Gauge, Histogram
+
+        self.succeeded = Counter("archive_inpaint_shots_succeeded", description="Shots inpainted.")
+        self.failed = Counter("archive_inpaint_shots_failed", description="Shots that failed.")
+        self.iterations = Counter(
+            "archive_inpaint_training_iterations", description="Training steps run, all shots."
+        )
+        self.loss = Gauge(
+            "archive_inpaint_shot_loss", description="Latest training loss.", tag_keys=("shot_id",)
+        )
+        self.seconds = Histogram(
+            "archive_inpaint_shot_seconds",
+            description="Wall seconds per shot.",
+            boundaries=[10, 60, 300, 1800, 3600, 14400, 43200],
+        )
+
+    @classmethod
+    def get(cls) -> _Metrics:
+        if cls._instance is None:
+            cls._instance = cls()
+        return cls._instance
+
+
+class CheckpointSync:
+    """Mirror a local checkpoint folder to the output store, so a retried task (on any node)
+    resumes where the lost one stopped. The trainer writes locally (atomic rename); each finished
+    file is then uploaded whole, and files the trainer pruned are pruned remotely."""
+
+    def __init__(self, local: Path, remote: str) -> None:
+        self.local, self.remote = local, remote
+        self.mirrored: set[str] = set()
+
+    def download(self) -> None:
+        self.local.mkdir(parents=True, exist_ok=True)
+        for name in storage.list_names(self.remote):
+            if name.startswith("ckpt_") and name.endswith(".pt"):
+                storage.fetch(storage.join(self.remote, name), self.local)
+                self.mirrored.add(name)
+
+    def push(self) -> None:
+        if not self.local.is_dir():
+            return
+        # Temporary files start with '.', so only complete checkpoints match.
+        present = {p.name for p in self.local.glob("ckpt_*.pt")}
+        for name in sorted(present - self.mirrored):
+            storage.upload(self.local / name, storage.join(self.remote, name))
+            self.mirrored.add(name)
+        for name in sorted(self.mirrored - present):
+            storage.remove(storage.join(self.remote, name))
+            self.mirrored.discard(name)
+
+
+def run_shot(job: ShotJob) -> ShotResult:
+    """The task body: never raises for a problem of the shot itself; returns its result row."""
+    began = time.perf_counter()
+    try:
+        metrics: _Metrics | None = _Metrics.get()
+    except Exception as error:  # noqa: BLE001  metrics are best effort, the shot is not
+        log.warning("metrics unavailable: %s", error)
+        metrics = None
+    try:
+        row = _process(job, began, metrics)
+    except Exception as error:
+        if isinstance(error, MediaError):
+            # Bad input media is an expected outcome: one line, no traceback, in the worker log.
+            log.warning("shot %s failed: %s", job.spec.shot_id, error)
+        else:
+            log.exception("shot %s failed", job.spec.shot_id)
+        row = ShotResult(
+            shot_id=job.spec.shot_id,
+            status=FAILED,
+            output_uri=job.output_uri,
+            error=f"shot {job.spec.shot_id!r}: {type(error).__name__}: {error}",
+            total_seconds=time.perf_counter() - began,
+        )
+    if metrics is not None:
+        (metrics.succeeded if row.status == SUCCEEDED else metrics.failed).inc()
+        metrics.seconds.observe(time.perf_counter() - began)
+    return row
+
+
+def _process(job: ShotJob, began: float, metrics: _Metrics | None) -> ShotResult:
+    spec = job.spec
+    digest, identity = fingerprint(job)
+    device = resolve_device(job.device)
+    # A marker from an earlier run with other inputs or parameters must not outlive this attempt:
+    # if it fails, the shot has to read as not done.
+    storage.remove(storage.join(job.output_uri, SUCCESS_NAME))
+    remote_output = not storage.is_local(job.output_uri)
+    timings: dict[str, float] = {}
+    safe_id = "".join(c if c.isalnum() or c in "-_." else "_" for c in spec.shot_id)
+    with tempfile.TemporaryDirectory(prefix=f"archive-inpaint-{safe_id}-") as scratch_name:
+        scratch = Path(scratch_name)
+        mark = time.perf_counter()
+        video = storage.fetch(spec.video_uri, scratch / "video")
+        mask = storage.fetch(spec.mask_uri, scratch / "mask")
+        timings["download_seconds"] = time.perf_counter() - mark
+
+        # A local output is written in place; a remote one is built in scratch and uploaded whole.
+        out_dir = scratch / "out" if remote_output else storage.local_path(job.output_uri)
+        checkpoints = out_dir / CHECKPOINTS_NAME
+        sync = None
+        if remote_output:
+            sync = CheckpointSync(checkpoints, storage.join(job.output_uri, CHECKPOINTS_NAME))
+            sync.download()
+        on_step = _step_hook(spec.shot_id, sync, metrics)
+        try:
+            outputs, result = inpaint_files(
+                ShotInputs(
+                    video=video,
+                    mask=mask,
+                    start=spec.start_frame,
+                    end=spec.end_frame,
+                    dilate=spec.dilate,
+                ),
+                out_dir / job.video_name,
+                job.config,
+                device,
+                OutputKind.FFV1_MKV,
+                checkpoints,
+                on_step,
+            )
+        except Exception as error:
+            # Media errors name the scratch copies; name the manifest's URIs instead.
+            text = str(error).replace(str(video), spec.video_uri).replace(str(mask), spec.mask_uri)
+            if _rebuildable(error):
+                raise type(error)(text) from error
+            raise
+        if sync is not None:
+            sync.push()
+        mark = time.perf_counter()
+        if remote_output:
+            storage.upload(outputs.video, storage.join(job.output_uri, job.video_name))
+            sheet = contact_sheet_path(outputs.video)
+            storage.upload(sheet, storage.join(job.output_uri, sheet.name))
+        timings["upload_seconds"] = time.perf_counter() - mark
+
+    frames, height, width = (int(n) for n in result.frames.shape[:3])
+    timings["train_seconds"] = result.train_seconds
+    timings["fill_seconds"] = result.fill_seconds
+    timings["total_seconds"] = time.perf_counter() - began
+    storage.write_json(
+        storage.join(job.output_uri, PROVENANCE_NAME),
+        _provenance(job, identity, result.iterations, result.resumed_from, device, timings, result.loss_history),
+    )
+    row = ShotResult(
+        shot_id=spec.shot_id,
+        status=SUCCEEDED,
+        output_uri=job.output_uri,
+        frames=frames,
+        width=width,
+        height=height,
+        iterations=result.iterations,
+        train_seconds=result.train_seconds,
+        total_seconds=timings["total_seconds"],
+    )
+    # The commit marker goes last: its presence means every other output is complete.
+    storage.write_json(
+        storage.join(job.output_uri, SUCCESS_NAME),
+        {"fingerprint": digest, **identity, "result": row.to_dict(), "completed_at": time.time()},
+    )
+    return row
+
+
+def _rebuildable(error: Exception) -> bool:
+    """Whether ``type(error)(message)`` makes an equivalent error (true of plain message errors)."""
+    return len(error.args) == 1 and isinstance(error.args[0], str)
+
+
+def _step_hook(
+    shot_id: str, sync: CheckpointSync | None, metrics: _Metrics | None
+) -> StepCallback:
+    last = {"iteration": 0}
+
+    def on_step(iteration: int, total: int, loss: float) -> None:
+        # The trainer saves *after* this call, so this uploads the checkpoint of an earlier step;
+        # the final one is pushed after training. A listdir per step is negligible next to a step.
+        if sync is not None:
+            sync.push()
+        if metrics is not None and (iteration % METRICS_EVERY == 0 or iteration == total):
+            metrics.loss.set(loss, tags={"shot_id": shot_id})
+            metrics.iterations.inc(iteration - last["iteration"])
+            last["iteration"] = iteration
+
+    return on_step
+
+
+def _provenance(
+    job: ShotJob,
+    identity: dict[str, Any],
+    iterations: int,
+    resumed_from: int,
+    device: torch.device,
+    timings: dict[str, float],
+    losses: list[float],
+) -> dict[str, Any]:
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
+    return {
+        "shot_id": job.spec.shot_id,
+        **identity,
+        "iterations": iterations,
+        "resumed_from": resumed_from,
+        "final_loss": losses[-1] if losses else None,
+        "outputs": [job.video_name, f"{job.spec.shot_id}.contact.png"],
+        "versions": {
+            "archive_inpaint": __version__,
+            "torch": torch.__version__,
+            "av": av.__version__,
+            "ray": ray.__version__,
+            "numpy": np.__version__,
+            "python": platform.python_version(),
+        },
+        "device": {"type": device.type, "name": device_name or str(device)},
+        "host": socket.gethostname(),
+        "timings": timings,
+    }
+
+
+# One task per shot. max_retries covers system failures only (worker or node lost); shot errors
+# are returned as failed rows by run_shot, so they are never retried blindly.
+shot_task = ray.remote(max_retries=3)(run_shot)
