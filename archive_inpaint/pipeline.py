@@ -17,7 +17,7 @@ import torch
 
 from archive_inpaint.config import IIVIConfig
 from archive_inpaint.inference.fill import fill_shot
-from archive_inpaint.media import OutputKind, read_frames, read_masks, write_frames
+from archive_inpaint.media import MediaError, OutputKind, read_frames, read_masks, write_frames
 from archive_inpaint.qc import write_contact_sheet
 from archive_inpaint.training.trainer import StepCallback, train
 from archive_inpaint.training.working_set import build_working_set
@@ -110,6 +110,10 @@ def inpaint_files(
     checkpoint_dir: Path | None = None,
     on_step: StepCallback | None = None,
 ) -> tuple[FileOutputs, InpaintResult]:
+    for source in (inputs.video, inputs.mask):
+        if Path(output).resolve() == Path(source).resolve():
+            # The atomic rename would replace a source the user may hold no other copy of.
+            raise MediaError(f"output '{output}' would overwrite the input '{source}'")
     video = read_frames(inputs.video, start=inputs.start, end=inputs.end, fps=inputs.fps)
     holes = read_masks(
         inputs.mask,

@@ -212,3 +212,12 @@ def test_cuda_requested_without_cuda(shot, tmp_path):
     assert result.exit_code == 2, result.output
     assert _mentions(result, "--device cuda", "no CUDA device"), result.output
     assert not (tmp_path / "o.mkv").exists()
+
+
+def test_output_may_not_overwrite_the_input(shot):
+    video, mask, frames, _ = shot
+    before = video.read_bytes()
+    result = invoke("inpaint", video, "--mask", mask, "-o", video, *TINY_RUN)
+    _assert_usage_error(result, video)
+    assert _mentions(result, "overwrite")
+    assert video.read_bytes() == before
