@@ -284,14 +284,31 @@ def submit(
     ] = None,
     width: Annotated[int | None, typer.Option(help="Override network width.", min=4)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster dashboard, e.g. http://HEAD:8265: submit the run there as a Ray Job."),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(envvar="RAY_AUTH_TOKEN", help="Token for clusters with token authentication."),
+    ] = None,
+    wait: Annotated[
+        bool, typer.Option(help="With --address: follow the job until it ends and print its logs.")
+    ] = False,
 ) -> None:
-    """Inpaint every shot of a manifest on an embedded Ray cluster; shots already done are skipped."""
-    from archive_inpaint.batch.results import FAILED
-    from archive_inpaint.batch.runner import ManifestInvalid, RunOptions, run_batch
+    """Inpaint every shot of a manifest; shots already done are skipped.
 
+    Without --address, an embedded local Ray cluster runs everything in this process tree; with
+    it, the run is submitted to that cluster as a Ray Job."""
     if preset_name not in PRESETS:
         console.print(f"[red]error:[/red] unknown preset {preset_name!r}; choose one of {', '.join(PRESETS)}")
         raise typer.Exit(2)
+    if address is not None:
+        # Before anything imports Ray: Ray reads its authentication mode once, at import.
+        _submit_remote(address, token, wait, manifest, output, results, preset_name, device, iterations, width)
+        return
+    from archive_inpaint.batch.results import FAILED
+    from archive_inpaint.batch.runner import ManifestInvalid, RunOptions, run_batch
     options = RunOptions(
         manifest_uri=manifest,
         output_uri=output,
@@ -340,6 +357,38 @@ def submit(
     _print_counts(summary.results)
     console.print(f"results: {escape(summary.results_uri)}")
     if summary.failed:
+        raise typer.Exit(1)
+
+
+def _submit_remote(
+    address: str,
+    token: str | None,
+    wait: bool,
+    manifest: str,
+    output: str,
+    results: str | None,
+    preset_name: str,
+    device: str,
+    iterations: int | None,
+    width: int | None,
+) -> None:
+    from archive_inpaint.batch import remote
+
+    remote.use_token(token)
+    run = remote.RemoteRun(address, manifest, output, results, preset_name, device, iterations, width)
+    try:
+        job_id = remote.submit_job(run, token)
+    except (ConnectionError, RuntimeError, ValueError) as error:
+        console.print(f"[red]error:[/red] could not submit to {escape(address)}: {escape(str(error))}")
+        raise typer.Exit(2)
+    typer.echo(job_id)
+    console.print(f"submitted Ray Job {escape(job_id)} to {escape(address)}")
+    if not wait:
+        return
+    final = remote.wait_for_job(address, job_id, token=token)
+    typer.echo(remote.job_logs(address, job_id, token=token))
+    console.print(f"job {escape(job_id)}: {final}")
+    if final != "SUCCEEDED":
         raise typer.Exit(1)
 
 

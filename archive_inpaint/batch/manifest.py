@@ -2,13 +2,19 @@
 
 Validation collects every problem (missing columns, wrong types, bad rows, missing inputs) instead
 of stopping at the first, so a manifest of thousands of shots is fixed in one round trip.
+
+Relative paths in a manifest (``video_uri``, ``mask_uri``, ``output_uri``) are relative to the folder
+holding the manifest, not to the working directory, so a manifest shipped beside its media works from
+anywhere: ``clips/a.mkv`` in ``/data/shots.parquet`` is ``/data/clips/a.mkv``, and in
+``s3://bucket/run/shots.parquet`` it is ``s3://bucket/run/clips/a.mkv``. Absolute paths and URIs with
+a protocol (``s3://``, ``file://``) are used as they are.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 import pyarrow as pa
@@ -56,23 +62,28 @@ class ShotSpec:
     output_uri: str | None = None
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> ShotSpec:
-        """From a validated row (a dict from pyarrow or Ray Data); nulls take the defaults."""
+    def from_row(cls, row: Mapping[str, Any], base: str | None = None) -> ShotSpec:
+        """From a validated row (a dict from pyarrow or Ray Data); nulls take the defaults.
+
+        ``base`` is the folder of the manifest (:func:`manifest_base`): relative paths in the row are
+        resolved against it. Without it they are left as written (relative to the working directory).
+        """
 
         def get(name: str) -> Any:
             return row.get(name)
 
+        output = get("output_uri")
         return cls(
             shot_id=str(get("shot_id")),
-            video_uri=str(get("video_uri")),
-            mask_uri=str(get("mask_uri")),
+            video_uri=resolve_uri(str(get("video_uri")), base),
+            mask_uri=resolve_uri(str(get("mask_uri")), base),
             start_frame=int(get("start_frame") or 0),
             end_frame=None if get("end_frame") is None else int(get("end_frame")),
             mask_mode=str(get("mask_mode") or "per-frame"),
             preset=get("preset"),
             iterations=None if get("iterations") is None else int(get("iterations")),
             dilate=int(get("dilate") or 0),
-            output_uri=get("output_uri"),
+            output_uri=None if output is None else resolve_uri(str(output), base),
         )
 
 
@@ -85,6 +96,33 @@ class ValidationReport:
     @property
     def ok(self) -> bool:
         return not self.problems
+
+
+def manifest_base(manifest_uri: str) -> str:
+    """The folder that relative paths in the manifest at ``manifest_uri`` are relative to: the
+    manifest's own folder, made absolute for a local manifest (so it does not depend on the working
+    directory either), kept as a URI (``s3://bucket/run``) for a remote one."""
+    if storage.is_local(manifest_uri):
+        return str(storage.local_path(manifest_uri).resolve().parent)
+    return manifest_uri.rstrip("/").rsplit("/", 1)[0]
+
+
+def resolve_uri(uri: str, base: str | None) -> str:
+    """``uri`` as written when it is absolute, has a protocol, or there is no ``base``; otherwise
+    ``uri`` relative to ``base`` (a local folder or a folder URI)."""
+    if base is None or not uri or not storage.is_local(uri) or uri.startswith("file://"):
+        return uri
+    if PurePosixPath(uri).is_absolute() or PureWindowsPath(uri).is_absolute():
+        return uri
+    if storage.is_local(base):
+        return str(Path(base) / uri)
+    return storage.join(base, str(PurePosixPath(uri)))
+
+
+def read_shots(uri: str) -> list[ShotSpec]:
+    """The shots of the (already validated) manifest at ``uri``, relative paths resolved."""
+    base = manifest_base(uri)
+    return [ShotSpec.from_row(row, base) for row in read_table(uri).to_pylist()]
 
 
 def read_table(uri: str) -> pa.Table:
@@ -100,12 +138,17 @@ def validate_manifest(uri: str, check_uris: bool = True) -> ValidationReport:
     except (OSError, pa.ArrowInvalid) as error:
         report.problems.append(f"cannot read the manifest {uri}: {error}")
         return report
-    validate_table(table, report, check_uris)
+    validate_table(table, report, check_uris, base=manifest_base(uri))
     return report
 
 
-def validate_table(table: pa.Table, report: ValidationReport, check_uris: bool = True) -> None:
-    """Append every problem in ``table`` to ``report``; fill ``report.shots`` when there are none."""
+def validate_table(
+    table: pa.Table, report: ValidationReport, check_uris: bool = True, base: str | None = None
+) -> None:
+    """Append every problem in ``table`` to ``report``; fill ``report.shots`` when there are none.
+
+    ``base``: the manifest's folder, which relative paths are resolved against (see the module doc).
+    """
     usable = _check_columns(table.schema, report.problems)
     rows = table.select(usable).to_pylist()
     seen: dict[str, int] = {}
@@ -122,10 +165,10 @@ def validate_table(table: pa.Table, report: ValidationReport, check_uris: bool =
         if check_uris:
             for column in ("video_uri", "mask_uri"):
                 uri = row.get(column)
-                if isinstance(uri, str) and uri and (missing := _check_uri(uri)):
+                if isinstance(uri, str) and uri and (missing := _check_uri(uri, base)):
                     report.problems.append(f"{label}: {column} {missing}")
     if not report.problems:
-        report.shots = [ShotSpec.from_row(row) for row in rows]
+        report.shots = [ShotSpec.from_row(row, base) for row in rows]
 
 
 def _check_columns(schema: pa.Schema, problems: list[str]) -> list[str]:
@@ -184,11 +227,14 @@ def _check_row(row: Mapping[str, Any]) -> list[str]:
     return problems
 
 
-def _check_uri(uri: str) -> str | None:
+def _check_uri(uri: str, base: str | None = None) -> str | None:
+    resolved = resolve_uri(uri, base)
+    # Name the resolved location too when it differs, so a wrong base is obvious in the message.
+    shown = uri if resolved == uri else f"{uri} (resolved to {resolved})"
     try:
-        return None if storage.exists(uri) else f"not found: {uri}"
+        return None if storage.exists(resolved) else f"not found: {shown}"
     except Exception as error:  # noqa: BLE001  any filesystem error means 'unreadable'; say why
-        return f"unreadable: {uri} ({type(error).__name__}: {error})"
+        return f"unreadable: {shown} ({type(error).__name__}: {error})"
 
 
 def manifest_table(shots: Iterable[ShotSpec]) -> pa.Table:

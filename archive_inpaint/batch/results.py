@@ -24,6 +24,8 @@ SCHEMA = pa.schema(
         ("width", pa.int64()),
         ("height", pa.int64()),
         ("iterations", pa.int64()),
+        # The checkpoint iteration training resumed from (0: from scratch), e.g. after a retry.
+        ("resumed_from", pa.int64()),
         ("train_seconds", pa.float64()),
         ("total_seconds", pa.float64()),
     ]
@@ -40,6 +42,7 @@ class ShotResult:
     width: int | None = None
     height: int | None = None
     iterations: int | None = None
+    resumed_from: int | None = None
     train_seconds: float | None = None
     total_seconds: float | None = None
 

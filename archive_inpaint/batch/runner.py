@@ -19,7 +19,12 @@ import pyarrow.fs as pafs
 import ray
 
 from archive_inpaint.batch import storage
-from archive_inpaint.batch.manifest import ShotSpec, ValidationReport, validate_manifest
+from archive_inpaint.batch.manifest import (
+    ShotSpec,
+    ValidationReport,
+    manifest_base,
+    validate_manifest,
+)
 from archive_inpaint.batch.results import (
     FAILED,
     SKIPPED,
@@ -58,6 +63,9 @@ class RunOptions:
     # Run-wide overrides; a manifest row's own preset/iterations take precedence over these.
     iterations: int | None = None
     width: int | None = None
+    # Training steps between checkpoints (default: the preset's). Not a manifest column: it
+    # trades checkpoint traffic against the work lost to a dead worker, per run.
+    checkpoint_every: int | None = None
 
 
 @dataclass
@@ -84,7 +92,9 @@ def make_job(spec: ShotSpec, options: RunOptions) -> ShotJob:
     )
     preset_name = spec.preset or options.preset
     config = preset(preset_name).with_overrides(
-        iterations=spec.iterations or options.iterations, width=options.width
+        iterations=spec.iterations or options.iterations,
+        width=options.width,
+        checkpoint_every=options.checkpoint_every,
     )
     output = spec.output_uri or storage.join(storage.absolute(options.output_uri), spec.shot_id)
     return ShotJob(spec=spec, output_uri=output, config=config, preset=preset_name, device=options.device)
@@ -133,7 +143,9 @@ def run_batch(
             logging_level=logging.WARNING,
         )
     try:
-        shots = [ShotSpec.from_row(row) for row in read_manifest_rows(options.manifest_uri)]
+        # Relative paths in the manifest are relative to the manifest's own folder.
+        base = manifest_base(options.manifest_uri)
+        shots = [ShotSpec.from_row(row, base) for row in read_manifest_rows(options.manifest_uri)]
         _run_shots(shots, options, summary, on_start, on_done)
     finally:
         if started_here:

@@ -12,7 +12,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import platform
+import re
+import shutil
 import socket
 import tempfile
 import time
@@ -26,8 +29,9 @@ import ray
 import torch
 
 from archive_inpaint import __version__
-from archive_inpaint.batch import storage
+from archive_inpaint.batch import metrics, storage
 from archive_inpaint.batch.manifest import ShotSpec
+from archive_inpaint.batch.metrics import ShotMetrics
 from archive_inpaint.batch.results import FAILED, SUCCEEDED, ShotResult
 from archive_inpaint.config import IIVIConfig
 from archive_inpaint.media import MediaError, OutputKind
@@ -44,8 +48,10 @@ log = logging.getLogger(__name__)
 SUCCESS_NAME = "_SUCCESS.json"
 PROVENANCE_NAME = "provenance.json"
 CHECKPOINTS_NAME = "checkpoints"
-# The loss gauge is a per-shot time series; updating it every step would cost more than it tells.
-METRICS_EVERY = 25
+METRICS_EVERY = metrics.EVERY_STEPS
+# Scratch folders are named <prefix><shot>-p<pid>-<random>, so a task can tell the scratch of a
+# dead worker (killed mid-shot: its TemporaryDirectory was never cleaned) from a live one's.
+SCRATCH_PREFIX = "archive-inpaint-"
 
 
 @dataclass(frozen=True)
@@ -74,7 +80,12 @@ def fingerprint(job: ShotJob) -> tuple[str, dict[str, Any]]:
         },
         "parameters": parameters(job),
     }
-    digest = hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
+    # The checkpoint cadence changes what a lost worker costs, not the result: leave it out of the
+    # digest (it stays in the document, hence in provenance), so changing it redoes no done shot.
+    hashed = json.loads(json.dumps(document))
+    for not_result in ("checkpoint_every", "keep_checkpoints"):
+        hashed["parameters"]["config"]["train"].pop(not_result, None)
+    digest = hashlib.sha256(json.dumps(hashed, sort_keys=True).encode()).hexdigest()
     return digest, document
 
 
@@ -89,35 +100,6 @@ def parameters(job: ShotJob) -> dict[str, Any]:
         "dilate": spec.dilate,
         "output_format": OutputKind.FFV1_MKV.value,
     }
-
-
-class _Metrics:
-    """Ray custom metrics, created in the worker process on first use (they need a connected worker)."""
-
-    _instance: _Metrics | None = None
-
-    def __init__(self) -> None:
-        from ray.util.metrics import Counter, Gauge, Histogram
-
-        self.succeeded = Counter("archive_inpaint_shots_succeeded", description="Shots inpainted.")
-        self.failed = Counter("archive_inpaint_shots_failed", description="Shots that failed.")
-        self.iterations = Counter(
-            "archive_inpaint_training_iterations", description="Training steps run, all shots."
-        )
-        self.loss = Gauge(
-            "archive_inpaint_shot_loss", description="Latest training loss.", tag_keys=("shot_id",)
-        )
-        self.seconds = Histogram(
-            "archive_inpaint_shot_seconds",
-            description="Wall seconds per shot.",
-            boundaries=[10, 60, 300, 1800, 3600, 14400, 43200],
-        )
-
-    @classmethod
-    def get(cls) -> _Metrics:
-        if cls._instance is None:
-            cls._instance = cls()
-        return cls._instance
 
 
 class CheckpointSync:
@@ -152,13 +134,9 @@ class CheckpointSync:
 def run_shot(job: ShotJob) -> ShotResult:
     """The task body: never raises for a problem of the shot itself; returns its result row."""
     began = time.perf_counter()
+    recorder = metrics.get()
     try:
-        metrics: _Metrics | None = _Metrics.get()
-    except Exception as error:  # noqa: BLE001  metrics are best effort, the shot is not
-        log.warning("metrics unavailable: %s", error)
-        metrics = None
-    try:
-        row = _process(job, began, metrics)
+        row = _process(job, began, recorder)
     except Exception as error:
         if isinstance(error, MediaError):
             # Bad input media is an expected outcome: one line, no traceback, in the worker log.
@@ -172,13 +150,16 @@ def run_shot(job: ShotJob) -> ShotResult:
             error=f"shot {job.spec.shot_id!r}: {type(error).__name__}: {error}",
             total_seconds=time.perf_counter() - began,
         )
-    if metrics is not None:
-        (metrics.succeeded if row.status == SUCCEEDED else metrics.failed).inc()
-        metrics.seconds.observe(time.perf_counter() - began)
+    if recorder is not None:
+        try:
+            (recorder.succeeded if row.status == SUCCEEDED else recorder.failed).inc()
+            recorder.seconds.observe(time.perf_counter() - began)
+        except Exception as error:  # noqa: BLE001  metrics are best effort, the shot is not
+            log.warning("metrics not recorded: %s", error)
     return row
 
 
-def _process(job: ShotJob, began: float, metrics: _Metrics | None) -> ShotResult:
+def _process(job: ShotJob, began: float, recorder: ShotMetrics | None) -> ShotResult:
     spec = job.spec
     digest, identity = fingerprint(job)
     device = resolve_device(job.device)
@@ -188,7 +169,11 @@ def _process(job: ShotJob, began: float, metrics: _Metrics | None) -> ShotResult
     remote_output = not storage.is_local(job.output_uri)
     timings: dict[str, float] = {}
     safe_id = "".join(c if c.isalnum() or c in "-_." else "_" for c in spec.shot_id)
-    with tempfile.TemporaryDirectory(prefix=f"archive-inpaint-{safe_id}-") as scratch_name:
+    _remove_dead_scratch()
+    if not remote_output:
+        _remove_stale_temporaries(storage.local_path(job.output_uri))
+    scratch_prefix = f"{SCRATCH_PREFIX}{safe_id}-p{os.getpid()}-"
+    with tempfile.TemporaryDirectory(prefix=scratch_prefix) as scratch_name:
         scratch = Path(scratch_name)
         mark = time.perf_counter()
         video = storage.fetch(spec.video_uri, scratch / "video")
@@ -202,7 +187,7 @@ def _process(job: ShotJob, began: float, metrics: _Metrics | None) -> ShotResult
         if remote_output:
             sync = CheckpointSync(checkpoints, storage.join(job.output_uri, CHECKPOINTS_NAME))
             sync.download()
-        on_step = _step_hook(spec.shot_id, sync, metrics)
+        on_step = _step_hook(spec.shot_id, sync, recorder)
         try:
             outputs, result = inpaint_files(
                 ShotInputs(
@@ -250,6 +235,7 @@ def _process(job: ShotJob, began: float, metrics: _Metrics | None) -> ShotResult
         width=width,
         height=height,
         iterations=result.iterations,
+        resumed_from=result.resumed_from,
         train_seconds=result.train_seconds,
         total_seconds=timings["total_seconds"],
     )
@@ -267,21 +253,69 @@ def _rebuildable(error: Exception) -> bool:
 
 
 def _step_hook(
-    shot_id: str, sync: CheckpointSync | None, metrics: _Metrics | None
+    shot_id: str, sync: CheckpointSync | None, recorder: ShotMetrics | None
 ) -> StepCallback:
-    last = {"iteration": 0}
+    # The step counted last; None until the first step of this attempt (which, resumed from a
+    # checkpoint, is not step 1), so a retried shot does not count the lost attempt's steps twice.
+    last: dict[str, int | None] = {"iteration": None}
 
     def on_step(iteration: int, total: int, loss: float) -> None:
         # The trainer saves *after* this call, so this uploads the checkpoint of an earlier step;
         # the final one is pushed after training. A listdir per step is negligible next to a step.
         if sync is not None:
             sync.push()
-        if metrics is not None and (iteration % METRICS_EVERY == 0 or iteration == total):
-            metrics.loss.set(loss, tags={"shot_id": shot_id})
-            metrics.iterations.inc(iteration - last["iteration"])
+        if recorder is None:
+            return
+        if last["iteration"] is None:
+            last["iteration"] = iteration - 1
+        if iteration % METRICS_EVERY == 0 or iteration == total:
+            try:
+                tags = {"shot_id": shot_id}
+                recorder.loss.set(loss, tags=tags)
+                recorder.iterations.inc(iteration - last["iteration"], tags=tags)
+            except Exception as error:  # noqa: BLE001  metrics are best effort, the shot is not
+                log.warning("metrics not recorded: %s", error)
             last["iteration"] = iteration
 
     return on_step
+
+
+def _remove_dead_scratch() -> None:
+    """Delete the scratch folders of workers that died mid-shot (a SIGKILL or the OOM killer skips
+    TemporaryDirectory's cleanup), so each retry does not leave one more copy of a shot behind."""
+    try:
+        for folder in Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*-p*-*"):
+            match = re.search(r"-p(\d+)-[^-]*$", folder.name)
+            if match is None or not folder.is_dir() or _alive(int(match[1])):
+                continue
+            shutil.rmtree(folder, ignore_errors=True)
+    except OSError as error:  # housekeeping: never a reason to fail the shot
+        log.warning("could not clear dead workers' scratch: %s", error)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def _remove_stale_temporaries(folder: Path) -> None:
+    """A local output is written in place, through hidden temporary names renamed when complete;
+    a worker killed mid-write leaves its temporary behind. Remove those (``.tmp-*`` of storage and
+    the checkpoints, ``.<name>.tmp-*`` of the media writer) before this attempt writes anew."""
+    for directory in (folder, folder / CHECKPOINTS_NAME):
+        if not directory.is_dir():
+            continue
+        for entry in directory.iterdir():
+            if entry.name.startswith(".") and ".tmp-" in entry.name:
+                if entry.is_dir():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
 
 
 def _provenance(
