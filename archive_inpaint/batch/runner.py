@@ -3,7 +3,10 @@ remaining shot, and write the results table.
 
 Shots are Ray Core tasks rather than a Ray Data pipeline: a shot is minutes to hours of training,
 so per-shot naming (``shot:<id>`` in the dashboard), per-shot retry and one GPU per task matter
-more than streaming throughput. Ray Data only reads the manifest.
+more than streaming throughput. Ray Data only reads the manifest. This also gives each shot its
+own unit of failure (a Ray Data map fails whole blocks) and keeps hours-long shots clear of Ray
+Data's no-progress timeout (``execution_no_progress_timeout_s``), which only watches Ray Data
+operators.
 """
 
 from __future__ import annotations
