@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
+import re
+
 import cv2
 import numpy as np
 import pytest
@@ -17,7 +19,9 @@ import ray
 import requests
 import s3fs
 from engine_fixtures import moving_texture
+from typer.testing import CliRunner, Result
 
+from archive_inpaint.cli import app
 from archive_inpaint.media import write_frames
 
 T, H, W = 5, 24, 32
@@ -99,3 +103,17 @@ def mask_image(path: Path, height: int = H, width: int = W) -> Path:
     hole[height // 3 : height // 2, width // 4 : width // 2] = 255
     cv2.imwrite(str(path), hole)
     return path
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def invoke(*args: object) -> Result:
+    """Run the CLI in-process with a wide, colourless terminal (no wrapping in assertions)."""
+    return CliRunner().invoke(
+        app, [str(a) for a in args], env={"COLUMNS": "1000", "NO_COLOR": "1", "TERM": "dumb"}
+    )
+
+
+def text(result: Result) -> str:
+    return " ".join(_ANSI.sub("", result.output).split())

@@ -2,30 +2,22 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import s3fs
-from batch_fixtures import BUCKET, bucket, mask_image, s3_endpoint, tiny_shot  # noqa: F401
-from typer.testing import CliRunner, Result
+from batch_fixtures import (  # noqa: F401  (fixtures are used by name)
+    BUCKET,
+    bucket,
+    invoke,
+    mask_image,
+    s3_endpoint,
+    text,
+    tiny_shot,
+)
 
 from archive_inpaint.batch.manifest import validate_manifest
-from archive_inpaint.cli import app
-
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-
-
-def invoke(*args: object) -> Result:
-    return CliRunner().invoke(
-        app, [str(a) for a in args], env={"COLUMNS": "1000", "NO_COLOR": "1", "TERM": "dumb"}
-    )
-
-
-def text(result: Result) -> str:
-    return " ".join(_ANSI.sub("", result.output).split())
-
 
 def test_validate_reports_every_bad_row_at_once(
     tmp_path: Path, bucket: s3fs.S3FileSystem  # noqa: F811  (fixture)

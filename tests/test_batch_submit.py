@@ -4,7 +4,6 @@ server on 127.0.0.1): a bad shot fails alone, outputs are committed, a rerun ski
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import numpy as np
@@ -18,32 +17,19 @@ from batch_fixtures import (  # noqa: F401  (fixtures are used by name)
     SECRET_KEY,
     TINY,
     bucket,
+    invoke,
     mask_folder,
     mask_image,
     mask_video,
     ray_cluster,
     s3_endpoint,
+    text,
     tiny_shot,
 )
-from typer.testing import CliRunner, Result
 
-from archive_inpaint.cli import app
 from archive_inpaint.media import read_frames
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-
-
-def invoke(*args: object) -> Result:
-    return CliRunner().invoke(
-        app, [str(a) for a in args], env={"COLUMNS": "1000", "NO_COLOR": "1", "TERM": "dumb"}
-    )
-
-
-def text(result: Result) -> str:
-    return " ".join(_ANSI.sub("", result.output).split())
-
-
 def statuses(fs: s3fs.S3FileSystem, uri: str) -> dict[str, dict]:
     with fs.open(uri, "rb") as stream:
         return {row["shot_id"]: row for row in pq.read_table(stream).to_pylist()}
