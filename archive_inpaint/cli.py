@@ -26,6 +26,7 @@ from archive_inpaint.media import MediaError, output_kind_for
 from archive_inpaint.pipeline import ShotInputs, inpaint_files, resolve_device
 
 if TYPE_CHECKING:
+    from archive_inpaint.batch.options import RunOptions
     from archive_inpaint.batch.results import ShotResult
 
 app = typer.Typer(
@@ -303,12 +304,8 @@ def submit(
     if preset_name not in PRESETS:
         console.print(f"[red]error:[/red] unknown preset {preset_name!r}; choose one of {', '.join(PRESETS)}")
         raise typer.Exit(2)
-    if address is not None:
-        # Before anything imports Ray: Ray reads its authentication mode once, at import.
-        _submit_remote(address, token, wait, manifest, output, results, preset_name, device, iterations, width)
-        return
-    from archive_inpaint.batch.results import FAILED
-    from archive_inpaint.batch.runner import ManifestInvalid, RunOptions, run_batch
+    from archive_inpaint.batch.options import RunOptions
+
     options = RunOptions(
         manifest_uri=manifest,
         output_uri=output,
@@ -319,6 +316,13 @@ def submit(
         iterations=iterations,
         width=width,
     )
+    if address is not None:
+        # Before anything imports Ray: Ray reads its authentication mode once, at import.
+        _submit_remote(address, token, wait, options)
+        return
+    from archive_inpaint.batch.results import FAILED
+    from archive_inpaint.batch.runner import ManifestInvalid, run_batch
+
     progress = Progress(
         TextColumn("[bold]shots"),
         BarColumn(),
@@ -360,22 +364,11 @@ def submit(
         raise typer.Exit(1)
 
 
-def _submit_remote(
-    address: str,
-    token: str | None,
-    wait: bool,
-    manifest: str,
-    output: str,
-    results: str | None,
-    preset_name: str,
-    device: str,
-    iterations: int | None,
-    width: int | None,
-) -> None:
+def _submit_remote(address: str, token: str | None, wait: bool, options: RunOptions) -> None:
     from archive_inpaint.batch import remote
 
     remote.use_token(token)
-    run = remote.RemoteRun(address, manifest, output, results, preset_name, device, iterations, width)
+    run = remote.RemoteRun(address, options)
     try:
         job_id = remote.submit_job(run, token)
     except (ConnectionError, RuntimeError, ValueError) as error:

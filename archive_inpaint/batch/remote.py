@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from archive_inpaint.batch import storage
+from archive_inpaint.batch.options import RunOptions
 
 TERMINAL_STATES = {"SUCCEEDED", "FAILED", "STOPPED"}
 
@@ -24,13 +25,7 @@ TERMINAL_STATES = {"SUCCEEDED", "FAILED", "STOPPED"}
 @dataclass(frozen=True)
 class RemoteRun:
     address: str
-    manifest_uri: str
-    output_uri: str
-    results_uri: str | None = None
-    preset: str = "fast"
-    device: str = "auto"
-    iterations: int | None = None
-    width: int | None = None
+    options: RunOptions
 
 
 def use_token(token: str | None) -> None:
@@ -49,29 +44,31 @@ def use_token(token: str | None) -> None:
 def entrypoint(run: RemoteRun) -> str:
     """The command the job runs on the cluster. Local paths are made absolute: they only make
     sense to a cluster that shares this machine's filesystem (a local `ray start` head)."""
+    options = run.options
     args = [
         "archive-inpaint",
         "submit",
-        storage.absolute(run.manifest_uri),
+        storage.absolute(options.manifest_uri),
         "--output",
-        storage.absolute(run.output_uri),
+        storage.absolute(options.output_uri),
         "--preset",
-        run.preset,
+        options.preset,
         "--device",
-        run.device,
+        options.device,
         "--quiet",
     ]
-    if run.results_uri:
-        args += ["--results", storage.absolute(run.results_uri)]
-    if run.iterations:
-        args += ["--iterations", str(run.iterations)]
-    if run.width:
-        args += ["--width", str(run.width)]
+    if options.results_uri:
+        args += ["--results", storage.absolute(options.results_uri)]
+    if options.iterations:
+        args += ["--iterations", str(options.iterations)]
+    if options.width:
+        args += ["--width", str(options.width)]
     return shlex.join(args)
 
 
 def submission_id(run: RemoteRun) -> str:
-    digest = hashlib.blake2b(f"{run.manifest_uri}|{run.output_uri}".encode(), digest_size=4)
+    key = f"{run.options.manifest_uri}|{run.options.output_uri}"
+    digest = hashlib.blake2b(key.encode(), digest_size=4)
     return f"archive-inpaint-{time.strftime('%Y%m%d-%H%M%S')}-{digest.hexdigest()}"
 
 
@@ -84,7 +81,7 @@ def submit_job(run: RemoteRun, token: str | None = None) -> str:
     return client.submit_job(
         entrypoint=entrypoint(run),
         submission_id=submission_id(run),
-        metadata={"manifest": run.manifest_uri, "output": run.output_uri},
+        metadata={"manifest": run.options.manifest_uri, "output": run.options.output_uri},
         # The driver only schedules and waits; the shots take the cluster's GPUs.
         entrypoint_num_cpus=0.5,
     )

@@ -22,6 +22,7 @@ import pyarrow.fs as pafs
 import ray
 
 from archive_inpaint.batch import storage
+from archive_inpaint.batch.options import RunOptions
 from archive_inpaint.batch.manifest import (
     ShotSpec,
     ValidationReport,
@@ -53,22 +54,6 @@ class ManifestInvalid(Exception):
     def __init__(self, report: ValidationReport) -> None:
         super().__init__(f"{len(report.problems)} problem(s) in {report.manifest_uri}")
         self.report = report
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    manifest_uri: str
-    output_uri: str
-    results_uri: str | None = None
-    preset: str = "fast"
-    device: str = "auto"
-    num_cpus: int | None = None
-    # Run-wide overrides; a manifest row's own preset/iterations take precedence over these.
-    iterations: int | None = None
-    width: int | None = None
-    # Training steps between checkpoints (default: the preset's). Not a manifest column: it
-    # trades checkpoint traffic against the work lost to a dead worker, per run.
-    checkpoint_every: int | None = None
 
 
 @dataclass

@@ -1,0 +1,25 @@
+"""Options of a batch run, shared by the local runner and the Ray Job submitter.
+
+Kept free of Ray imports: the submitter must set Ray's authentication variables before Ray is
+first imported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    manifest_uri: str
+    output_uri: str
+    results_uri: str | None = None
+    preset: str = "fast"
+    device: str = "auto"
+    num_cpus: int | None = None
+    # Run-wide overrides; a manifest row's own preset/iterations take precedence over these.
+    iterations: int | None = None
+    width: int | None = None
+    # Training steps between checkpoints (default: the preset's). Not a manifest column: it
+    # trades checkpoint traffic against the work lost to a dead worker, per run.
+    checkpoint_every: int | None = None
