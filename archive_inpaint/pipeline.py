@@ -19,7 +19,7 @@ from archive_inpaint.config import IIVIConfig
 from archive_inpaint.inference.fill import fill_shot
 from archive_inpaint.media import MediaError, OutputKind, read_frames, read_masks, write_frames
 from archive_inpaint.qc import write_contact_sheet
-from archive_inpaint.training.trainer import StepCallback, train
+from archive_inpaint.training.trainer import CheckpointCallback, StepCallback, train
 from archive_inpaint.training.working_set import build_working_set
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,7 @@ def inpaint_arrays(
     device: torch.device,
     checkpoint_dir: Path | None = None,
     on_step: StepCallback | None = None,
+    on_checkpoint: CheckpointCallback | None = None,
 ) -> InpaintResult:
     """Train f on ``frames`` (T, H, W, 3) uint8/uint16 with ``holes`` (T, H, W) bool and fill them."""
     if frames.shape[:3] != holes.shape:
@@ -61,7 +62,14 @@ def inpaint_arrays(
         log.warning("the mask is empty in every frame; the output is the input unchanged")
         return InpaintResult(frames.copy(), 0, 0, 0.0, 0.0)
     working_set = build_working_set(frames, holes, config.train.working_long_side, device)
-    trained = train(working_set, config, device, checkpoint_dir=checkpoint_dir, on_step=on_step)
+    trained = train(
+        working_set,
+        config,
+        device,
+        checkpoint_dir=checkpoint_dir,
+        on_step=on_step,
+        on_checkpoint=on_checkpoint,
+    )
     began = time.perf_counter()
     filled = fill_shot(
         trained.network, working_set, frames, holes, batch_size=config.inference.batch_size
@@ -109,6 +117,7 @@ def inpaint_files(
     output_kind: OutputKind | None = None,
     checkpoint_dir: Path | None = None,
     on_step: StepCallback | None = None,
+    on_checkpoint: CheckpointCallback | None = None,
 ) -> tuple[FileOutputs, InpaintResult]:
     for source in (inputs.video, inputs.mask):
         if Path(output).resolve() == Path(source).resolve():
@@ -127,7 +136,9 @@ def inpaint_files(
         threshold=inputs.mask_threshold,
         dilate=inputs.dilate,
     )
-    result = inpaint_arrays(video.frames, holes, config, device, checkpoint_dir, on_step)
+    result = inpaint_arrays(
+        video.frames, holes, config, device, checkpoint_dir, on_step, on_checkpoint
+    )
     written = write_frames(result.frames, video.fps, output, output_kind)
     sheet = write_contact_sheet(video.frames, result.frames, holes, contact_sheet_path(output))
     return FileOutputs(video=written, contact_sheet=sheet), result

@@ -353,3 +353,19 @@ def test_keep_checkpoints_prunes_old_files(small_shot, tmp_path, iterations, eve
     # _checkpoints fails on any other file: no temporary file is left behind.
     assert [it for _, it in _checkpoints(folder)] == expected
     assert not [p for p in folder.iterdir() if p.name.startswith(".")]
+
+
+def test_on_checkpoint_sees_each_checkpoint_complete(small_shot, tmp_path):
+    _, _, working_set = small_shot
+    folder = tmp_path / "ckpt"
+    seen: list[tuple[str, bool]] = []
+    train(
+        working_set,
+        tiny_config(7, checkpoint_every=3, keep_checkpoints=5),
+        CPU,
+        checkpoint_dir=folder,
+        on_checkpoint=lambda path: seen.append((path.name, path.is_file())),
+    )
+    # Steps 3 and 6 by cadence, 7 as the last step; each file exists when the hook runs.
+    assert [name[-11:-3] for name, _ in seen] == ["00000003", "00000006", "00000007"]
+    assert all(complete for _, complete in seen)

@@ -187,7 +187,7 @@ def _process(job: ShotJob, began: float, recorder: ShotMetrics | None) -> ShotRe
         if remote_output:
             sync = CheckpointSync(checkpoints, storage.join(job.output_uri, CHECKPOINTS_NAME))
             sync.download()
-        on_step = _step_hook(spec.shot_id, sync, recorder)
+        on_step = _step_hook(spec.shot_id, recorder)
         try:
             outputs, result = inpaint_files(
                 ShotInputs(
@@ -203,6 +203,8 @@ def _process(job: ShotJob, began: float, recorder: ShotMetrics | None) -> ShotRe
                 OutputKind.FFV1_MKV,
                 checkpoints,
                 on_step,
+                # Each checkpoint is uploaded as soon as it is complete (and pruned ones removed).
+                None if sync is None else (lambda _saved: sync.push()),
             )
         except Exception as error:
             # Media errors name the scratch copies; name the manifest's URIs instead.
@@ -210,8 +212,6 @@ def _process(job: ShotJob, began: float, recorder: ShotMetrics | None) -> ShotRe
             if _rebuildable(error):
                 raise type(error)(text) from error
             raise
-        if sync is not None:
-            sync.push()
         mark = time.perf_counter()
         if remote_output:
             storage.upload(outputs.video, storage.join(job.output_uri, job.video_name))
@@ -252,18 +252,12 @@ def _rebuildable(error: Exception) -> bool:
     return len(error.args) == 1 and isinstance(error.args[0], str)
 
 
-def _step_hook(
-    shot_id: str, sync: CheckpointSync | None, recorder: ShotMetrics | None
-) -> StepCallback:
+def _step_hook(shot_id: str, recorder: ShotMetrics | None) -> StepCallback:
     # The step counted last; None until the first step of this attempt (which, resumed from a
     # checkpoint, is not step 1), so a retried shot does not count the lost attempt's steps twice.
     last: dict[str, int | None] = {"iteration": None}
 
     def on_step(iteration: int, total: int, loss: float) -> None:
-        # The trainer saves *after* this call, so this uploads the checkpoint of an earlier step;
-        # the final one is pushed after training. A listdir per step is negligible next to a step.
-        if sync is not None:
-            sync.push()
         if recorder is None:
             return
         if last["iteration"] is None:

@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 # (iteration done, iteration ceiling, loss of that step)
 StepCallback = Callable[[int, int, float], None]
+# Called with the path of each checkpoint once it is complete on disk (e.g. to upload it).
+CheckpointCallback = Callable[[Path], None]
 
 
 @dataclass
@@ -101,6 +103,7 @@ def train(
     device: torch.device,
     checkpoint_dir: Path | None = None,
     on_step: StepCallback | None = None,
+    on_checkpoint: CheckpointCallback | None = None,
 ) -> TrainingResult:
     """Train f on the shot up to ``config.train.iterations``, resuming from ``checkpoint_dir``."""
     train_cfg = config.train
@@ -133,7 +136,7 @@ def train(
             on_step(iteration, train_cfg.iterations, loss)
         at_end = iteration == train_cfg.iterations
         if checkpoint_dir is not None and (iteration % train_cfg.checkpoint_every == 0 or at_end):
-            save_checkpoint(
+            saved = save_checkpoint(
                 checkpoint_dir,
                 fingerprint,
                 TrainingState(
@@ -145,6 +148,8 @@ def train(
                 ),
                 keep=train_cfg.keep_checkpoints,
             )
+            if on_checkpoint is not None:
+                on_checkpoint(saved)
     network.eval()
     return TrainingResult(
         network=network,
