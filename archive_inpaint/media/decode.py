@@ -31,7 +31,7 @@ GRAY_FORMATS = ("gray", "gray16le")
 class DecodedRange:
     """The frames of [start, end) plus what is needed to validate the request."""
 
-    arrays: list[np.ndarray]
+    arrays: list[np.ndarray]  # empty when the frames went to an on_frame sink
     frames_seen: int  # frames decoded before stopping: the file's total if end is None
     bit_depth: int  # 8 or 16, from the decoded pixel format
 
@@ -74,11 +74,18 @@ def decode_range(
     start: int,
     end: int | None,
     formats: tuple[str, str],
+    on_frame: Callable[[int, np.ndarray], None] | None = None,
 ) -> DecodedRange:
     """Decode frames [start, end) into arrays of formats[0] (8-bit) or formats[1].
 
     The output format is chosen from the first decoded frame so every frame of
     a range has the same dtype even if the decoder's format were to change.
+
+    With `on_frame`, each frame of the range is passed on as
+    ``on_frame(index - start, array)`` as soon as it is decoded and is not
+    kept (`arrays` stays empty): a 4K shot can then be streamed to a
+    FrameStore instead of being held in memory, list and stacked copy both.
+    All checks (size change, truncation) apply the same either way.
     """
     arrays: list[np.ndarray] = []
     convert: Callable[[av.VideoFrame], np.ndarray] | None = None
@@ -100,7 +107,10 @@ def decode_range(
                     f"{frame.width}x{frame.height} after {first_size[0]}x{first_size[1]}"
                 )
             if seen >= start:
-                arrays.append(convert(frame))
+                if on_frame is None:
+                    arrays.append(convert(frame))
+                else:
+                    on_frame(seen - start, convert(frame))
             seen += 1
             last = frame
             if end is not None and seen >= end:

@@ -17,6 +17,7 @@ import numpy as np
 from av.video.reformatter import ColorRange, Colorspace
 
 from .errors import MediaError, quote
+from .frame_store import Frames
 from .pixels import to_uint8
 from .rates import FPS_TAG
 
@@ -49,14 +50,17 @@ def ffv1_rgb_format(bit_depth: int) -> str:
 
 
 def encode_video(
-    frames: np.ndarray,
+    frames: Frames,
     fps: Fraction,
     path: Path,
     *,
     container_format: str,
     lossless: bool,
 ) -> None:
-    """Encode (T, H, W, 3) RGB frames into `path` with exact per-frame timestamps."""
+    """Encode (T, H, W, 3) RGB frames into `path` with exact per-frame timestamps.
+
+    Only shape, dtype and iteration are used, so a FrameStore streams from disk.
+    """
     # One tick per frame: pts = frame index is then exact for any rational rate.
     time_base = Fraction(fps.denominator, fps.numerator)
     sixteen = lossless and frames.dtype == np.uint16
@@ -113,7 +117,7 @@ def _to_bt709(frame: av.VideoFrame, pix_fmt: str) -> av.VideoFrame:
     )
 
 
-def write_image_sequence(frames: np.ndarray, folder: Path, suffix: str) -> None:
+def write_image_sequence(frames: Frames, folder: Path, suffix: str) -> None:
     """Write frame_000000<suffix>, ... keeping 16-bit samples for uint16 input."""
     for index, pixels in enumerate(frames):
         file = folder / SEQUENCE_PATTERN.format(index=index, suffix=suffix)

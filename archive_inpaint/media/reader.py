@@ -1,24 +1,57 @@
-"""Reading frames from a video container or a folder of still images."""
+"""Reading frames from a video container or a folder of still images.
+
+`read_frames` returns the shot as one array; `read_frames_to_store` streams it
+frame by frame into a FrameStore (memory or scratch disk), so shots too large
+for RAM can be read with the same validation and the same error messages.
+"""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+import av
+import av.container
+import av.video.stream
 import numpy as np
 
 from .decode import RGB_FORMATS, decode_range, open_video, stream_rate
 from .errors import MediaError, quote
+from .frame_store import DEFAULT_IN_MEMORY_LIMIT, FrameStore
 from .images import is_image_file, list_images, read_image_raw, to_rgb
-from .masks import read_masks
+from .masks import read_masks, read_masks_to_store
 from .ranges import check_range_args, check_range_in_file
 from .rates import require_fps
 
-__all__ = ["DEFAULT_IMAGE_FPS", "FrameSequence", "read_frames", "read_masks"]
+__all__ = [
+    "DEFAULT_IMAGE_FPS",
+    "FrameSequence",
+    "StoredFrames",
+    "read_frames",
+    "read_frames_to_store",
+    "read_masks",
+    "read_masks_to_store",
+]
 
 # Still images carry no timing; 24 is the film rate most scanned archives use.
 DEFAULT_IMAGE_FPS = Fraction(24)
+
+# Capacity of a video's store when its container declares neither a frame count nor a duration
+# (raw elementary streams): the store then grows by doubling.
+_UNKNOWN_COUNT_CAPACITY = 16
+
+
+def _check_layout(shape: tuple[int, ...], dtype: np.dtype, bit_depth: int, fps: Fraction) -> None:
+    """The invariants shared by FrameSequence and StoredFrames."""
+    if len(shape) != 4 or shape[3] != 3:
+        raise ValueError(f"frames must have shape (T, H, W, 3), got {shape}")
+    expected = {8: np.uint8, 16: np.uint16}.get(bit_depth)
+    if expected is None or dtype != expected:
+        raise ValueError(f"bit_depth {bit_depth} does not match frames dtype {dtype}")
+    require_fps(fps)
 
 
 # eq=False: the generated __eq__ would compare ndarrays with `==` and raise
@@ -33,14 +66,7 @@ class FrameSequence:
     bit_depth: int
 
     def __post_init__(self) -> None:
-        if self.frames.ndim != 4 or self.frames.shape[3] != 3:
-            raise ValueError(f"frames must have shape (T, H, W, 3), got {self.frames.shape}")
-        expected = {8: np.uint8, 16: np.uint16}.get(self.bit_depth)
-        if expected is None or self.frames.dtype != expected:
-            raise ValueError(
-                f"bit_depth {self.bit_depth} does not match frames dtype {self.frames.dtype}"
-            )
-        require_fps(self.fps)
+        _check_layout(self.frames.shape, self.frames.dtype, self.bit_depth, self.fps)
 
     @property
     def num_frames(self) -> int:
@@ -55,6 +81,40 @@ class FrameSequence:
         return int(self.frames.shape[2])
 
 
+@dataclass(frozen=True, eq=False)
+class StoredFrames:
+    """Like FrameSequence, with the frames in a FrameStore; close() deletes its scratch file."""
+
+    store: FrameStore
+    fps: Fraction
+    path: str
+    bit_depth: int
+
+    def __post_init__(self) -> None:
+        _check_layout(self.store.shape, self.store.dtype, self.bit_depth, self.fps)
+
+    @property
+    def num_frames(self) -> int:
+        return self.store.num_frames
+
+    @property
+    def height(self) -> int:
+        return self.store.height
+
+    @property
+    def width(self) -> int:
+        return self.store.width
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> StoredFrames:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def read_frames(
     path: str | Path,
     start: int = 0,
@@ -67,6 +127,60 @@ def read_frames(
     for images (which have no timing) it sets the rate, default 24.
     """
     label = f"video {quote(path)}"
+    source, files, requested = _locate(path, start, end, fps, label)
+    if files is None:
+        return _read_video(source, str(path), label, start, end, requested)
+    check_range_in_file(len(files), start, end, label)
+    frames = _read_images(files[start:end], label, _in_memory).to_array()
+    rate = requested if requested is not None else DEFAULT_IMAGE_FPS
+    return FrameSequence(frames=frames, fps=rate, path=str(path), bit_depth=_depth(frames))
+
+
+def read_frames_to_store(
+    path: str | Path,
+    start: int = 0,
+    end: int | None = None,
+    fps: Fraction | None = None,
+    *,
+    scratch: Path | None = None,
+    in_memory_limit: int = DEFAULT_IN_MEMORY_LIMIT,
+) -> StoredFrames:
+    """`read_frames`, but decoded frame by frame into a FrameStore.
+
+    The store is in memory when the frames fit in `in_memory_limit` bytes and
+    otherwise a raw file in `scratch` (default: the system temporary folder),
+    so memory stays at a few frames whatever the shot's size.  Arguments,
+    validation and errors are those of `read_frames`.  Close the result (or
+    use it as a context manager) to delete its scratch file.
+    """
+    label = f"video {quote(path)}"
+    source, files, requested = _locate(path, start, end, fps, label)
+    if files is None:
+        return _read_video_to_store(
+            source, str(path), label, start, end, requested, scratch, in_memory_limit
+        )
+    check_range_in_file(len(files), start, end, label)
+
+    def allocate(shape: tuple[int, int, int, int], dtype: np.dtype) -> FrameStore:
+        return FrameStore.create(shape, dtype, scratch=scratch, in_memory_limit=in_memory_limit)
+
+    store = _read_images(files[start:end], label, allocate)
+    rate = requested if requested is not None else DEFAULT_IMAGE_FPS
+    return StoredFrames(store=store, fps=rate, path=str(path), bit_depth=_depth(store))
+
+
+_Allocate = Callable[[tuple[int, int, int, int], np.dtype], FrameStore]
+
+
+def _in_memory(shape: tuple[int, int, int, int], dtype: np.dtype) -> FrameStore:
+    # Preallocating avoids holding every frame twice (list + stacked copy).
+    return FrameStore.from_array(np.empty(shape, dtype))
+
+
+def _locate(
+    path: str | Path, start: int, end: int | None, fps: Fraction | None, label: str
+) -> tuple[Path, list[Path] | None, Fraction | None]:
+    """Validate the arguments; return (source, its image files or None for a video, fps)."""
     check_range_args(start, end, label)
     requested = require_fps(fps) if fps is not None else None
     source = Path(path)
@@ -76,15 +190,19 @@ def read_frames(
         files = list_images(source)
         if not files:
             raise MediaError(f"{label} contains no frames (no PNG, TIFF or JPEG images)")
-    elif is_image_file(source):
-        files = [source]
-    else:
-        return _read_video(source, str(path), label, start, end, requested)
-    check_range_in_file(len(files), start, end, label)
-    frames = _read_images(files[start:end], label)
-    bit_depth = 16 if frames.dtype == np.uint16 else 8
-    rate = requested if requested is not None else DEFAULT_IMAGE_FPS
-    return FrameSequence(frames=frames, fps=rate, path=str(path), bit_depth=bit_depth)
+        return source, files, requested
+    if is_image_file(source):
+        return source, [source], requested
+    return source, None, requested
+
+
+def _video_rate(
+    stream: av.video.stream.VideoStream, label: str, requested: Fraction | None
+) -> Fraction:
+    rate = stream_rate(stream, label)
+    if requested is not None and requested != rate:
+        raise MediaError(f"{label} has fps {rate} but fps {requested} was requested")
+    return rate
 
 
 def _read_video(
@@ -96,9 +214,7 @@ def _read_video(
     requested: Fraction | None,
 ) -> FrameSequence:
     with open_video(source, label) as (container, stream):
-        rate = stream_rate(stream, label)
-        if requested is not None and requested != rate:
-            raise MediaError(f"{label} has fps {rate} but fps {requested} was requested")
+        rate = _video_rate(stream, label, requested)
         decoded = decode_range(
             container, stream, label=label, start=start, end=end, formats=RGB_FORMATS
         )
@@ -109,27 +225,148 @@ def _read_video(
     return FrameSequence(frames=frames, fps=rate, path=path, bit_depth=decoded.bit_depth)
 
 
-def _read_images(files: list[Path], label: str) -> np.ndarray:
-    """Read same-sized, same-depth images into one preallocated (T, H, W, 3) array."""
+def _read_video_to_store(
+    source: Path,
+    path: str,
+    label: str,
+    start: int,
+    end: int | None,
+    requested: Fraction | None,
+    scratch: Path | None,
+    in_memory_limit: int,
+) -> StoredFrames:
+    sink = _GrowingStore(scratch, in_memory_limit)
+    try:
+        with open_video(source, label) as (container, stream):
+            rate = _video_rate(stream, label, requested)
+            # A range's length is exact; an open range is sized from the container's hint.
+            sink.capacity = (
+                end - start if end is not None else _capacity_hint(container, stream, start)
+            )
+            decoded = decode_range(
+                container, stream, label=label, start=start, end=end, formats=RGB_FORMATS,
+                on_frame=sink,
+            )
+        check_range_in_file(decoded.frames_seen, start, end, label)
+        store = sink.finish()
+    except BaseException:
+        sink.discard()  # no scratch file outlives a failed read
+        raise
+    return StoredFrames(store=store, fps=rate, path=path, bit_depth=decoded.bit_depth)
+
+
+def _capacity_hint(
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream, start: int
+) -> int | None:
+    """Frames expected from `start` to the end, from what the container declares.
+
+    MP4/MOV/AVI store a frame count; Matroska and NUT only a duration, which
+    may be rounded or (with other streams) longer than the video; raw streams
+    declare nothing (None).  The count is a hint only: the store grows or is
+    cut to what is actually decoded.  Erring high costs nothing (a store's
+    unwritten frames take no memory) while a store that grows is copied if in
+    memory, so a duration is rounded up and given one frame more: some muxers
+    (NUT) leave the last frame's duration out of the stream's.
+    """
+    rate = stream.average_rate or stream.guessed_rate
+    if stream.frames > 0:
+        total = stream.frames
+    elif rate and stream.duration and stream.time_base is not None:
+        total = math.ceil(Fraction(stream.duration) * stream.time_base * Fraction(rate)) + 1
+    elif rate and container.duration:
+        total = math.ceil(Fraction(container.duration, av.time_base) * Fraction(rate)) + 1
+    else:
+        return None
+    return max(1, total - start)
+
+
+class _GrowingStore:
+    """The on_frame sink of a video read: frames into a store that grows as needed.
+
+    The store is created at the first frame, which gives its size and dtype.
+    In memory it never grows past the limit: a store that needs more frames
+    than fit moves to scratch disk, so a wrong (or missing) frame count never
+    makes memory hold the shot, nor sends a shot that fits to disk.
+    """
+
+    def __init__(self, scratch: Path | None, in_memory_limit: int) -> None:
+        self.capacity: int | None = None  # frames to allocate at the first frame; None: unknown
+        self._scratch = scratch
+        self._limit = in_memory_limit
+        self._store: FrameStore | None = None
+        self._count = 0
+
+    def __call__(self, index: int, frame: np.ndarray) -> None:
+        if self._store is None:
+            capacity = self.capacity
+            if capacity is None:  # start small, within the limit, and double from there
+                capacity = max(1, min(_UNKNOWN_COUNT_CAPACITY, self._fit(frame.nbytes)))
+            self._store = self._create((capacity, *frame.shape), frame.dtype)
+        elif index >= self._store.num_frames:
+            self._grow(index + 1)
+        self._store.write(index, frame)
+        self._count = index + 1
+
+    def _fit(self, frame_bytes: int) -> int:
+        """How many frames an in-memory store may hold."""
+        return self._limit // frame_bytes
+
+    def _create(self, shape: tuple[int, ...], dtype: np.dtype) -> FrameStore:
+        return FrameStore.create(shape, dtype, scratch=self._scratch, in_memory_limit=self._limit)
+
+    def _grow(self, needed: int) -> None:
+        assert self._store is not None
+        old = self._store
+        # Doubling keeps the copies of an in-memory store linear in the shot's length.
+        capacity = max(needed, 2 * old.num_frames)
+        if old.on_disk:
+            old.resize(capacity)  # only lengthens the scratch file
+            return
+        fit = self._fit(old.frame_bytes)
+        if needed <= fit:
+            old.resize(min(capacity, fit))
+            return
+        bigger = self._create((capacity, *old.shape[1:]), old.dtype)  # over the limit: to disk
+        for index in range(self._count):
+            bigger.write(index, old.frame(index))
+        old.close()
+        self._store = bigger
+
+    def finish(self) -> FrameStore:
+        """The store cut to the frames decoded (at least one, checked by the caller)."""
+        assert self._store is not None
+        self._store.resize(self._count)
+        return self._store
+
+    def discard(self) -> None:
+        if self._store is not None:
+            self._store.close()
+
+
+def _read_images(files: list[Path], label: str, allocate: _Allocate) -> FrameStore:
+    """Read same-sized, same-depth images into a store of (T, H, W, 3) frames."""
     first = to_rgb(read_image_raw(files[0], "image"))
-    # Preallocating avoids holding every frame twice (list + stacked copy).
-    frames = np.empty((len(files), *first.shape), dtype=first.dtype)
-    frames[0] = first
-    for index, file in enumerate(files[1:], start=1):
-        image = to_rgb(read_image_raw(file, "image"))
-        if image.shape != first.shape:
-            raise MediaError(
-                f"image {quote(file)} in {label} is {image.shape[1]}x{image.shape[0]} "
-                f"but {quote(files[0])} is {first.shape[1]}x{first.shape[0]}"
-            )
-        if image.dtype != first.dtype:
-            raise MediaError(
-                f"image {quote(file)} in {label} is {_depth(image)}-bit "
-                f"but {quote(files[0])} is {_depth(first)}-bit"
-            )
-        frames[index] = image
-    return frames
+    store = allocate((len(files), *first.shape), first.dtype)
+    try:
+        store.write(0, first)
+        for index, file in enumerate(files[1:], start=1):
+            image = to_rgb(read_image_raw(file, "image"))
+            if image.shape != first.shape:
+                raise MediaError(
+                    f"image {quote(file)} in {label} is {image.shape[1]}x{image.shape[0]} "
+                    f"but {quote(files[0])} is {first.shape[1]}x{first.shape[0]}"
+                )
+            if image.dtype != first.dtype:
+                raise MediaError(
+                    f"image {quote(file)} in {label} is {_depth(image)}-bit "
+                    f"but {quote(files[0])} is {_depth(first)}-bit"
+                )
+            store.write(index, image)
+    except BaseException:
+        store.close()
+        raise
+    return store
 
 
-def _depth(image: np.ndarray) -> int:
-    return 16 if image.dtype == np.uint16 else 8
+def _depth(frames: np.ndarray | FrameStore) -> int:
+    return 16 if frames.dtype == np.uint16 else 8

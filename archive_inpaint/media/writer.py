@@ -12,6 +12,7 @@ import numpy as np
 from .atomic import atomic_directory, atomic_file
 from .encoders import encode_video, write_image_sequence
 from .errors import MediaError, quote
+from .frame_store import Frames, FrameStore
 from .rates import require_fps
 
 
@@ -58,12 +59,15 @@ def output_kind_for(path: str | Path, explicit: str | None = None) -> OutputKind
 
 
 def write_frames(
-    frames: np.ndarray,
+    frames: Frames,
     fps: Fraction,
     path: str | Path,
     kind: OutputKind | None = None,
 ) -> Path:
     """Write (T, H, W, 3) RGB uint8/uint16 frames atomically; return the output path.
+
+    `frames` is an array or a FrameStore; a store is encoded one frame at a
+    time, so writing a shot never needs it all in memory.
 
     Video outputs keep the frame count and exact rational `fps`.  Image
     sequences carry no timing, so `fps` is only validated for them.
@@ -99,9 +103,11 @@ def write_frames(
     return target
 
 
-def _check_frames(frames: np.ndarray, target: Path) -> None:
-    if not isinstance(frames, np.ndarray):
-        raise MediaError(f"cannot write {quote(target)}: frames must be a numpy array")
+def _check_frames(frames: Frames, target: Path) -> None:
+    if not isinstance(frames, (np.ndarray, FrameStore)):
+        raise MediaError(
+            f"cannot write {quote(target)}: frames must be a numpy array or a FrameStore"
+        )
     if frames.ndim != 4 or frames.shape[3] != 3 or 0 in frames.shape:
         raise MediaError(
             f"cannot write {quote(target)}: frames must have shape (T, H, W, 3) "

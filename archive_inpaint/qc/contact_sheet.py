@@ -9,6 +9,7 @@ import numpy as np
 
 from archive_inpaint.media.atomic import atomic_file
 from archive_inpaint.media.errors import MediaError, quote
+from archive_inpaint.media.frame_store import Frames
 from archive_inpaint.media.pixels import to_uint8
 
 OUTLINE_RGB = (255, 0, 0)  # red mask outline: stands out on most footage
@@ -21,9 +22,9 @@ FONT_SCALE = 0.45
 
 
 def write_contact_sheet(
-    before: np.ndarray,
-    after: np.ndarray,
-    masks: np.ndarray,
+    before: Frames,
+    after: Frames,
+    masks: Frames,
     path: str | Path,
     num_columns: int = 4,
     max_tile_width: int = 320,
@@ -31,14 +32,19 @@ def write_contact_sheet(
     """Write a PNG: row 1 = frames before with mask outlines, row 2 = after.
 
     `num_columns` evenly spaced frames are shown (fewer for shorter shots),
-    each scaled down to at most `max_tile_width` pixels wide.
+    each scaled down to at most `max_tile_width` pixels wide.  Frames and
+    masks may be arrays or FrameStores (only the shown frames are read);
+    masks are (T, H, W) or, as read_masks_to_store gives them, (T, H, W, 1).
     """
     _check_inputs(before, after, masks, num_columns, max_tile_width)
     indices = pick_frames(before.shape[0], num_columns)
     height, width = before.shape[1:3]
     scale = min(1.0, max_tile_width / width)
     tile_size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    top = [_tile(before[i], tile_size, f"before #{i}", masks[i]) for i in indices]
+    top = [
+        _tile(before[i], tile_size, f"before #{i}", np.reshape(masks[i], (height, width)))
+        for i in indices
+    ]
     bottom = [_tile(after[i], tile_size, f"after #{i}", None) for i in indices]
     sheet = _assemble([top, bottom])
     ok, encoded = cv2.imencode(".png", cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
@@ -64,14 +70,13 @@ def pick_frames(num_frames: int, num_columns: int) -> list[int]:
 
 
 def _check_inputs(
-    before: np.ndarray, after: np.ndarray, masks: np.ndarray, num_columns: int,
-    max_tile_width: int,
+    before: Frames, after: Frames, masks: Frames, num_columns: int, max_tile_width: int
 ) -> None:
     if before.ndim != 4 or before.shape[3] != 3 or before.shape[0] == 0:
         raise ValueError(f"before must have shape (T, H, W, 3) with T > 0, got {before.shape}")
     if after.shape != before.shape:
         raise ValueError(f"after has shape {after.shape} but before has {before.shape}")
-    if masks.shape != before.shape[:3]:
+    if tuple(masks.shape) not in (tuple(before.shape[:3]), (*before.shape[:3], 1)):
         raise ValueError(f"masks have shape {masks.shape}, expected {before.shape[:3]}")
     if num_columns < 1 or max_tile_width < 1:
         raise ValueError("num_columns and max_tile_width must be positive")
