@@ -111,6 +111,16 @@ def inpaint(
         str | None, typer.Option(help="Frame rate of an image sequence, e.g. 24000/1001.")
     ] = None,
     dilate: Annotated[int, typer.Option(help="Grow the mask by this many pixels.", min=0)] = 0,
+    mask_mode: Annotated[
+        str,
+        typer.Option(
+            help="per-frame: MASK has every frame's mask. single-frame: MASK annotates one frame "
+            "(--mask-frame) and the other frames' masks are predicted from it.",
+        ),
+    ] = "per-frame",
+    mask_frame: Annotated[
+        int, typer.Option(help="single-frame: the annotated frame, counted from --start.", min=0)
+    ] = 0,
     mask_threshold: Annotated[
         int,
         typer.Option(
@@ -129,6 +139,32 @@ def inpaint(
     ] = None,
     learning_rate: Annotated[float | None, typer.Option(help="Override Adam's learning rate.")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    stages: Annotated[
+        int | None,
+        typer.Option(
+            help="At most this many resolutions (1: whole frames at the working size only; "
+            "more: patch stages up to the footage's own resolution).",
+            min=1,
+        ),
+    ] = None,
+    patch_iterations: Annotated[
+        int | None, typer.Option(help="Override training steps per patch stage.", min=1)
+    ] = None,
+    patch_size: Annotated[
+        int | None, typer.Option(help="Override the patch and tile size in px (multiple of 4).", min=32)
+    ] = None,
+    stabilization: Annotated[
+        float | None,
+        typer.Option(help="Weight of the stabilization loss (against flicker in never-visible regions; 0: off).", min=0),
+    ] = None,
+    contextual: Annotated[
+        float | None,
+        typer.Option(help="Weight of the contextual loss (against blur on moving texture; 0: off).", min=0),
+    ] = None,
+    vgg19_weights: Annotated[
+        Path | None,
+        typer.Option(help="VGG19 weights file (torchvision layout) for the contextual loss."),
+    ] = None,
     output_format: Annotated[
         str | None, typer.Option("--format", help="Force the output: ffv1, h264, png or tiff.")
     ] = None,
@@ -151,6 +187,12 @@ def inpaint(
             learning_rate=learning_rate,
             seed=seed,
             checkpoint_every=checkpoint_every,
+            max_stages=stages,
+            patch_iterations=patch_iterations,
+            patch_size=patch_size,
+            stabilization_weight=stabilization,
+            contextual_weight=contextual,
+            vgg19_weights=None if vgg19_weights is None else str(vgg19_weights),
         )
         kind = output_kind_for(output, output_format)
         torch_device = resolve_device(device)
@@ -160,15 +202,21 @@ def inpaint(
     if end is not None and end <= start:
         console.print(f"[red]error:[/red] --end ({end}) must be greater than --start ({start})")
         raise typer.Exit(2)
-    inputs = ShotInputs(
-        video=video,
-        mask=mask,
-        start=start,
-        end=end,
-        fps=_parse_fps(fps),
-        mask_threshold=mask_threshold,
-        dilate=dilate,
-    )
+    try:
+        inputs = ShotInputs(
+            video=video,
+            mask=mask,
+            start=start,
+            end=end,
+            fps=_parse_fps(fps),
+            mask_threshold=mask_threshold,
+            dilate=dilate,
+            mask_mode=mask_mode,
+            mask_frame=mask_frame,
+        )
+    except ValueError as error:
+        console.print(f"[red]error:[/red] {escape(str(error))}")
+        raise typer.Exit(2)
     checkpoints = checkpoint_dir or output.with_name(f"{output.stem}.checkpoints")
     with _training_progress(quiet) as progress:
         task = progress.add_task("train", total=config.train.iterations, loss=float("nan"))
@@ -185,10 +233,14 @@ def inpaint(
             raise typer.Exit(2)
     resumed = f", resumed from step {result.resumed_from}" if result.resumed_from else ""
     console.print(
-        f"wrote {escape(str(outputs.video))} ({len(result.frames)} frames; {result.iterations} steps{resumed}; "
+        f"wrote {escape(str(outputs.video))} ({result.shape[0]} frames; {result.iterations} steps{resumed}; "
+        f"{result.stages} stage{'s' if result.stages > 1 else ''}"
+        f"{f', {result.tiles} tiles' if result.tiles else ''}; "
         f"train {result.train_seconds:.1f}s, fill {result.fill_seconds:.1f}s on {torch_device})"
     )
     console.print(f"contact sheet: {escape(str(outputs.contact_sheet))}")
+    if outputs.predicted_masks is not None:
+        console.print(f"predicted masks: {escape(str(outputs.predicted_masks))}")
 
 
 # ---- Batch runs (archive_inpaint.batch). Imported inside the commands: Ray and s3fs are slow to

@@ -6,8 +6,11 @@
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import logging
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -16,13 +19,42 @@ import numpy as np
 import torch
 
 from archive_inpaint.config import IIVIConfig
-from archive_inpaint.inference.fill import fill_shot
-from archive_inpaint.media import MediaError, OutputKind, read_frames, read_masks, write_frames
+from archive_inpaint.inference.fill import fill_shot_into
+from archive_inpaint.inference.progressive_fill import fill_shot_tiled
+from archive_inpaint.inference.stage_predictors import CoarseStagePredictor, PatchStagePredictor
+from archive_inpaint.media import (
+    MediaError,
+    OutputKind,
+    read_frames_to_store,
+    read_masks_to_store,
+    write_frames,
+)
 from archive_inpaint.qc import write_contact_sheet
-from archive_inpaint.training.trainer import CheckpointCallback, StepCallback, train
+from archive_inpaint.media.frame_store import FrameStore
+from archive_inpaint.media.reader import StoredFrames
+from archive_inpaint.training.mask_propagation import propagate_masks
+from archive_inpaint.training.patch_trainer import train_patch_stage
+from archive_inpaint.training.stage_data import StageData
+from archive_inpaint.training.stages import plan_stages
+from archive_inpaint.training.trainer import CheckpointCallback, StepCallback, run_fingerprint, train
 from archive_inpaint.training.working_set import build_working_set
 
 log = logging.getLogger(__name__)
+
+
+def release_free_memory() -> None:
+    """Hand memory freed by training back to the OS before the output is encoded.
+
+    glibc keeps freed heap pages mapped for reuse, so the encoder's own buffers (FFV1 allocates
+    about 640 MB for a 4K frame) would be added on top of training's high-water mark instead of
+    reusing it. ``malloc_trim`` returns them; it is a no-op elsewhere than glibc.
+    """
+    gc.collect()
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    libc.malloc_trim(0)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -43,6 +75,13 @@ class InpaintResult:
     train_seconds: float
     fill_seconds: float
     loss_history: list[float] = field(default_factory=list)
+    stages: int = 1
+    tiles: int = 0
+    shape: tuple[int, ...] = ()  # (T, H, W, C) of the shot, wherever its frames are held
+    # The last patch stage (None for a whole-frame run): lets a caller fill more frames or time
+    # the tiled fill without retraining.
+    final_stage: PatchStagePredictor | None = None
+    contextual_encoder: str | None = None  # tiles computed by grid inference (patch stages only)
 
 
 def inpaint_arrays(
@@ -57,31 +96,98 @@ def inpaint_arrays(
     """Train f on ``frames`` (T, H, W, 3) uint8/uint16 with ``holes`` (T, H, W) bool and fill them."""
     if frames.shape[:3] != holes.shape:
         raise ValueError(f"frames {frames.shape} and holes {holes.shape} do not match")
-    if not holes.any():
+    output = FrameStore.from_array(np.empty_like(frames))
+    result = inpaint_stores(
+        FrameStore.from_array(frames),
+        FrameStore.from_array(holes),
+        output,
+        config,
+        device,
+        checkpoint_dir,
+        on_step,
+        on_checkpoint,
+    )
+    result.frames = output.to_array()
+    return result
+
+
+def inpaint_stores(
+    frames: FrameStore,
+    holes: FrameStore,
+    output: FrameStore,
+    config: IIVIConfig,
+    device: torch.device,
+    checkpoint_dir: Path | None = None,
+    on_step: StepCallback | None = None,
+    on_checkpoint: CheckpointCallback | None = None,
+) -> InpaintResult:
+    """The engine on frames held in stores (in memory or on scratch disk): train every stage the
+    footage's size calls for, fill, and write the filled frames into ``output``.
+
+    ``result.frames`` is left empty here; ``inpaint_arrays`` fills it for in-memory callers.
+    """
+    empty = np.empty((0,), dtype=frames.dtype)
+    if not any(holes.frame(index).any() for index in range(holes.num_frames)):
         # Nothing to remove: the output is the input, and no GPU time is spent learning nothing.
         log.warning("the mask is empty in every frame; the output is the input unchanged")
-        return InpaintResult(frames.copy(), 0, 0, 0.0, 0.0)
+        for index in range(frames.num_frames):
+            output.write(index, frames.frame(index))
+        return InpaintResult(empty, 0, 0, 0.0, 0.0, shape=frames.shape)
+    stages = plan_stages(frames.height, frames.width, config.train.working_long_side, config.progressive)
+    total = config.train.iterations + (len(stages) - 1) * config.progressive.iterations
     working_set = build_working_set(frames, holes, config.train.working_long_side, device)
     trained = train(
         working_set,
         config,
         device,
         checkpoint_dir=checkpoint_dir,
-        on_step=on_step,
+        on_step=_offset_progress(on_step, 0, total),
         on_checkpoint=on_checkpoint,
     )
+    train_seconds, history = trained.seconds, list(trained.loss_history)
+    if len(stages) == 1:
+        began = time.perf_counter()
+        fill_shot_into(trained.network, working_set, frames, holes, output, config.inference.batch_size)
+        return InpaintResult(
+            empty, trained.iterations, trained.resumed_from, train_seconds,
+            time.perf_counter() - began, history, shape=frames.shape,
+            contextual_encoder=trained.contextual_encoder,
+        )
+    log.info(
+        "progressive learning: %s",
+        " -> ".join(f"{stage.width}x{stage.height}" for stage in stages),
+    )
+    predictor = CoarseStagePredictor(trained.network, working_set)
+    done = config.train.iterations
+    for stage in stages[1:]:
+        predictor, stage_result = train_patch_stage(
+            StageData(frames, holes, stage),
+            predictor,
+            config,
+            run_fingerprint(working_set, config),
+            device,
+            checkpoint_dir=checkpoint_dir,
+            on_step=_offset_progress(on_step, done, total),
+            on_checkpoint=on_checkpoint,
+        )
+        done += config.progressive.iterations
+        train_seconds += stage_result.seconds
+        history.extend(stage_result.loss_history)
     began = time.perf_counter()
-    filled = fill_shot(
-        trained.network, working_set, frames, holes, batch_size=config.inference.batch_size
-    )
+    tiles = fill_shot_tiled(predictor, frames, holes, output, config.progressive)
+    log.info("filled %d tiles", tiles)
     return InpaintResult(
-        frames=filled,
-        iterations=trained.iterations,
-        resumed_from=trained.resumed_from,
-        train_seconds=trained.seconds,
-        fill_seconds=time.perf_counter() - began,
-        loss_history=trained.loss_history,
+        empty, done, trained.resumed_from, train_seconds, time.perf_counter() - began, history,
+        stages=len(stages), tiles=tiles, shape=frames.shape, final_stage=predictor,
+        contextual_encoder=trained.contextual_encoder,
     )
+
+
+def _offset_progress(on_step: StepCallback | None, offset: int, total: int) -> StepCallback | None:
+    """One progress bar over all stages: stage k's step i is step offset + i of ``total``."""
+    if on_step is None:
+        return None
+    return lambda iteration, _ceiling, loss: on_step(offset + iteration, total, loss)
 
 
 @dataclass(frozen=True)
@@ -95,12 +201,33 @@ class ShotInputs:
     fps: Fraction | None = None  # for image sequences
     mask_threshold: int = 0
     dilate: int = 0
+    # "per-frame": ``mask`` holds a mask for every frame (or one image for all of them).
+    # "single-frame": ``mask`` annotates frame ``mask_frame`` of the range (an image, or a mask
+    # video/folder of which only that frame is used); the other frames' masks are predicted.
+    mask_mode: str = "per-frame"
+    mask_frame: int = 0
+
+    def __post_init__(self) -> None:
+        if self.mask_mode not in MASK_MODES:
+            raise ValueError(f"mask_mode must be one of {', '.join(MASK_MODES)}, got {self.mask_mode!r}")
+        if self.mask_frame < 0:
+            raise ValueError(f"mask_frame must be >= 0, got {self.mask_frame}")
+
+
+MASK_MODES = ("per-frame", "single-frame")
 
 
 @dataclass
 class FileOutputs:
     video: Path
     contact_sheet: Path
+    predicted_masks: Path | None = None  # single-frame mode: the masks the shot was filled with
+
+
+def predicted_masks_path(output: Path) -> Path:
+    """Beside the output: ``shot.mkv`` -> ``shot.masks.mkv`` (FFV1, white = hole)."""
+    stem = output.name[: -len(output.suffix)] if output.suffix else output.name
+    return output.with_name(f"{stem}.masks.mkv")
 
 
 def contact_sheet_path(output: Path) -> Path:
@@ -119,26 +246,83 @@ def inpaint_files(
     on_step: StepCallback | None = None,
     on_checkpoint: CheckpointCallback | None = None,
 ) -> tuple[FileOutputs, InpaintResult]:
-    for source in (inputs.video, inputs.mask):
-        if Path(output).resolve() == Path(source).resolve():
-            # The atomic rename would replace a source the user may hold no other copy of.
-            raise MediaError(f"output '{output}' would overwrite the input '{source}'")
-    video = read_frames(inputs.video, start=inputs.start, end=inputs.end, fps=inputs.fps)
-    holes = read_masks(
-        inputs.mask,
-        num_frames=video.num_frames,
-        height=video.height,
-        width=video.width,
-        fps=video.fps,
-        video_path=str(inputs.video),
-        start=inputs.start,
-        end=inputs.end,
-        threshold=inputs.mask_threshold,
-        dilate=inputs.dilate,
+    written_paths = [Path(output)]
+    if inputs.mask_mode == "single-frame":
+        written_paths.append(predicted_masks_path(Path(output)))
+    for target in written_paths:
+        for source in (inputs.video, inputs.mask):
+            if target.resolve() == Path(source).resolve():
+                # The atomic rename would replace a source the user may hold no other copy of.
+                raise MediaError(f"output '{target}' would overwrite the input '{source}'")
+    # Frames and masks go to scratch disk when large (ProgressiveConfig.in_memory_limit_bytes),
+    # so a 4K shot is held a few frames at a time, never whole.
+    limit = config.progressive.in_memory_limit_bytes
+    video = read_frames_to_store(
+        inputs.video, start=inputs.start, end=inputs.end, fps=inputs.fps, in_memory_limit=limit
     )
-    result = inpaint_arrays(
-        video.frames, holes, config, device, checkpoint_dir, on_step, on_checkpoint
+    with video, ExitStack() as cleanup:
+        mask_args = dict(
+            num_frames=video.num_frames,
+            height=video.height,
+            width=video.width,
+            fps=video.fps,
+            video_path=str(inputs.video),
+            start=inputs.start,
+            end=inputs.end,
+            threshold=inputs.mask_threshold,
+            in_memory_limit=limit,
+        )
+        masks_written = None
+        if inputs.mask_mode == "per-frame":
+            holes = cleanup.enter_context(read_masks_to_store(inputs.mask, dilate=inputs.dilate, **mask_args))
+        else:
+            holes, masks_written = _single_frame_masks(inputs, video, mask_args, config, device, output, cleanup)
+        filled = cleanup.enter_context(
+            FrameStore.create(video.store.shape, video.store.dtype, in_memory_limit=limit)
+        )
+        result = inpaint_stores(
+            video.store, holes, filled, config, device, checkpoint_dir, on_step, on_checkpoint
+        )
+        release_free_memory()
+        written = write_frames(filled, video.fps, output, output_kind)
+        sheet = write_contact_sheet(video.store, filled, holes, contact_sheet_path(output))
+    return FileOutputs(video=written, contact_sheet=sheet, predicted_masks=masks_written), result
+
+
+def _single_frame_masks(
+    inputs: ShotInputs,
+    video: StoredFrames,
+    mask_args: dict,
+    config: IIVIConfig,
+    device: torch.device,
+    output: Path,
+    cleanup: ExitStack,
+) -> tuple[FrameStore, Path]:
+    """Predict every frame's mask from the annotated one; save them beside the output."""
+    if inputs.mask_frame >= video.num_frames:
+        raise MediaError(
+            f"mask_frame {inputs.mask_frame} is outside the {video.num_frames} frames of "
+            f"'{inputs.video}' (counted from the range's first frame)"
+        )
+    # The annotation is read with the video's checks (size, and frame count for a video/folder).
+    with read_masks_to_store(inputs.mask, dilate=0, **mask_args) as given:
+        annotation = given.frame(inputs.mask_frame)[..., 0].astype(bool)
+    if not annotation.any():
+        raise MediaError(
+            f"mask '{inputs.mask}' is empty at the annotated frame {inputs.mask_frame}: "
+            "nothing to propagate"
+        )
+    limit = mask_args["in_memory_limit"]
+    holes = cleanup.enter_context(
+        FrameStore.create((video.num_frames, video.height, video.width, 1), bool, in_memory_limit=limit)
     )
-    written = write_frames(result.frames, video.fps, output, output_kind)
-    sheet = write_contact_sheet(video.frames, result.frames, holes, contact_sheet_path(output))
-    return FileOutputs(video=written, contact_sheet=sheet), result
+    propagate_masks(
+        video.store, annotation, inputs.mask_frame, config.mask_propagation, device, holes, inputs.dilate
+    )
+    visible = cleanup.enter_context(
+        FrameStore.create((video.num_frames, video.height, video.width, 3), np.uint8, in_memory_limit=limit)
+    )
+    for index in range(video.num_frames):
+        visible.write(index, np.repeat(holes.frame(index).astype(np.uint8) * 255, 3, axis=2))
+    written = write_frames(visible, video.fps, predicted_masks_path(output), OutputKind.FFV1_MKV)
+    return holes, written

@@ -113,3 +113,24 @@ def score_hole(truth: np.ndarray, result: np.ndarray, holes: np.ndarray) -> Hole
         frames_scored=len(psnrs),
         hole_pixels=total_values // 3,
     )
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident set size in MiB.
+
+    Linux's VmHWM, where available: ``ru_maxrss`` carries a parent's maximum RSS over fork+exec
+    into the child, so a worker spawned by a benchmark holding a clip in memory would report at
+    least the parent's size. Elsewhere, ``ru_maxrss`` (KiB on Linux, bytes on macOS).
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0

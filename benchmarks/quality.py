@@ -9,7 +9,8 @@ Clips and their ground truth are built in ``benchmarks/footage.py``, the metrics
 
 Each engine preset runs in a fresh subprocess (this script re-invoked with a hidden flag), so the
 peak RSS reported for it is that preset's alone: not the clip loading, the ground-truth medians or
-an earlier preset's allocations, which ``ru_maxrss`` of one long-lived process would all include.
+an earlier preset's allocations, which one long-lived process's peak would all include. The peak is
+read from VmHWM, which a child does not inherit (``ru_maxrss`` would carry the parent's over).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shlex
 import subprocess
 import sys
@@ -52,6 +52,7 @@ from benchmarks.footage import (  # noqa: E402
 from benchmarks.metrics import (  # noqa: E402
     PSNR_CAP_DB,
     HoleScores,
+    peak_rss_mib,
     hole_squared_error,
     psnr_from_mse,
     score_hole,
@@ -110,8 +111,6 @@ def run_engine_worker(job_path: Path) -> None:
     result = inpaint_arrays(frames, holes, config, device, on_step=progress)
     wall = time.perf_counter() - began
     np.save(job.filled_path, result.frames)
-    # ru_maxrss is in KiB on Linux (bytes on macOS); the benchmark targets Linux machines.
-    peak_rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     report = {
         "iterations": result.iterations,
         "train_seconds": result.train_seconds,
@@ -120,7 +119,7 @@ def run_engine_worker(job_path: Path) -> None:
         "iterations_per_second": result.iterations / result.train_seconds
         if result.train_seconds > 0
         else None,
-        "peak_rss_mib": peak_rss_kib / 1024.0,
+        "peak_rss_mib": peak_rss_mib(),
         "peak_cuda_mib": torch.cuda.max_memory_allocated(device) / MIB if on_gpu else None,
         "torch_threads": torch.get_num_threads(),
         "final_loss": result.loss_history[-1] if result.loss_history else None,
@@ -536,7 +535,7 @@ def markdown_report(results: dict[str, Any]) -> str:
             "",
             "### Engine resources",
             "",
-            "Each preset runs in a fresh process; peak RSS is that process's `ru_maxrss`.",
+            "Each preset runs in a fresh process; peak RSS is that process's own peak (VmHWM).",
             "",
             markdown_table(ENGINE_HEADER, rows),
         ]

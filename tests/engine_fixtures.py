@@ -17,8 +17,15 @@ import numpy as np
 import pytest
 import torch
 
-from archive_inpaint.config import IIVIConfig, InferenceConfig, TrainConfig
+from archive_inpaint.config import (
+    IIVIConfig,
+    InferenceConfig,
+    MaskPropagationConfig,
+    ProgressiveConfig,
+    TrainConfig,
+)
 from archive_inpaint.models.iivi_net import IIVINetConfig
+from archive_inpaint.models.mask_net import MaskNetConfig
 
 FOOTAGE = Path(__file__).resolve().parents[1].parent / "shared" / "footage"
 CPU = torch.device("cpu")
@@ -46,8 +53,12 @@ def tiny_config(
     checkpoint_every: int = 1000,
     keep_checkpoints: int = 2,
     use_refine: bool = True,
+    progressive: ProgressiveConfig | None = None,
 ) -> IIVIConfig:
+    """A CPU-seconds config; whole-frame only unless a ``progressive`` config is given."""
     return IIVIConfig(
+        mask_propagation=MaskPropagationConfig(model=MaskNetConfig(width=4, depth=2), iterations=20),
+        progressive=progressive if progressive is not None else ProgressiveConfig(max_stages=1),
         model=IIVINetConfig(width=width, use_refine=use_refine),
         train=TrainConfig(
             iterations=iterations,

@@ -31,11 +31,12 @@ def test_validate_reports_every_bad_row_at_once(
         {"shot_id": None, **good},  # null required value
         {"shot_id": "preset", **good, "preset": "ultra"},
         {"shot_id": "range", **good, "start_frame": 4, "end_frame": 2},
-        {"shot_id": "single", **good, "mask_mode": "single-frame"},
+        {"shot_id": "single", **good, "mask_mode": "one-frame"},
         {"shot_id": "missing", "video_uri": str(tmp_path / "nope.mkv"), "mask_uri": str(mask)},
         {"shot_id": "s3", "video_uri": str(video), "mask_uri": f"s3://{BUCKET}/masks/none.png"},
         {"shot_id": "steps", **good, "iterations": 0, "dilate": -1},
         {"shot_id": "a/b", **good},
+        {"shot_id": "annotated", **good, "mask_mode": "single-frame", "end_frame": 3, "mask_frame": 3},
     ]
     table = pa.Table.from_pylist(
         rows,
@@ -48,6 +49,7 @@ def test_validate_reports_every_bad_row_at_once(
                 ("start_frame", pa.int64()),
                 ("end_frame", pa.int64()),
                 ("mask_mode", pa.string()),
+                ("mask_frame", pa.int64()),
                 ("iterations", pa.int32()),
                 ("dilate", pa.int64()),
             ]
@@ -67,7 +69,8 @@ def test_validate_reports_every_bad_row_at_once(
         "row 2: shot_id is empty",
         "row 3 (shot_id 'preset'): unknown preset 'ultra'",
         "row 4 (shot_id 'range'): end_frame (2) must be greater than start_frame (4)",
-        "row 5 (shot_id 'single'): mask_mode 'single-frame' is not supported yet",
+        "row 5 (shot_id 'single'): unknown mask_mode 'one-frame' (choose one of per-frame, single-frame)",
+        "row 10 (shot_id 'annotated'): mask_frame (3) is outside the range's 3 frames",
         f"row 6 (shot_id 'missing'): video_uri not found: {tmp_path / 'nope.mkv'}",
         f"row 7 (shot_id 's3'): mask_uri not found: s3://{BUCKET}/masks/none.png",
         "row 8 (shot_id 'steps'): iterations must be > 0, got 0",

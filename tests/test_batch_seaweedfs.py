@@ -179,7 +179,7 @@ def cli(server: SeaweedFS, *args: str) -> subprocess.CompletedProcess[str]:
     launcher = [str(script)] if script.is_file() else [sys.executable, "-m", "archive_inpaint.cli"]
     env = {**server.env, "COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"}
     return subprocess.run(
-        [*launcher, *args], env=env, capture_output=True, text=True, timeout=120, check=False
+        [*launcher, *args], env=env, capture_output=True, text=True, timeout=600, check=False
     )
 
 

@@ -118,6 +118,36 @@ def test_cli_ffv1_output_and_resume(shot, tmp_path):
     _check_output(output, frames, holes, FPS)
 
 
+def test_cli_progressive_stages_fill_at_full_resolution(shot, tmp_path):
+    """--stages 2 with a working size below the frame: a patch stage at the frame's own size
+    fills through mask tiles, and still only hole pixels change."""
+    video, mask, frames, holes = shot
+    output = tmp_path / "progressive.mkv"
+    args = ["--working-size", "16", "--stages", "2", "--patch-size", "32", "--patch-iterations", "2"]
+    result = invoke("inpaint", video, "--mask", mask, "-o", output, *TINY_RUN, *args)
+    _succeeded(result)
+    assert _mentions(result, "2 stages", "tiles", f"{5 + 2} steps")
+    _check_output(output, frames, holes, FPS)
+
+
+def test_cli_single_frame_mask_with_regularizers(shot, tmp_path):
+    """One annotated frame in, masks for every frame predicted and saved; the regularizers on."""
+    video, mask, frames, holes = shot
+    annotation = tmp_path / "annotation.png"
+    cv2.imwrite(str(annotation), holes[3].astype(np.uint8) * 255)
+    output = tmp_path / "single.mkv"
+    args = ["--mask-mode", "single-frame", "--mask-frame", "3", "--stabilization", "0.2", "--contextual", "0.1"]
+    result = invoke("inpaint", video, "--mask", annotation, "-o", output, *TINY_RUN, *args)
+    _succeeded(result)
+    assert _mentions(result, "predicted masks", "single.masks.mkv")
+    predicted = read_frames(tmp_path / "single.masks.mkv").frames[..., 0] > 127
+    assert (predicted[3] == holes[3]).all()
+    restored = read_frames(output).frames
+    assert (restored[~predicted] == frames[~predicted]).all()
+    bad = invoke("inpaint", video, "--mask", annotation, "-o", output, *TINY_RUN, "--mask-mode", "one")
+    assert bad.exit_code == 2 and _mentions(bad, "mask_mode must be one of")
+
+
 def test_cli_png_sequence_output(shot, tmp_path):
     video, mask, frames, holes = shot
     output = tmp_path / "filled"

@@ -150,3 +150,21 @@ def test_sixteen_bit_file_round_trip_keeps_known_pixels(tmp_path):
     back = read_frames(written)
     assert back.fps == Fraction(25)
     _assert_only_holes_changed(frames, back.frames, holes)
+
+
+def test_upsampled_composite_equals_a_whole_frame_resize_inside_the_hole():
+    """The fill is upsampled over the hole's bounding box only, with the pixel mapping of a
+    whole-frame bicubic resize: the same pixels at a fraction of the memory."""
+    import cv2
+
+    from archive_inpaint.inference.fill import composite_upsampled
+
+    rng = np.random.default_rng(0)
+    fill = (rng.random((45, 80, 3)) * 255).astype(np.float32)
+    frame = rng.integers(0, 256, (180, 320, 3), dtype=np.uint8)
+    hole = np.zeros((180, 320), dtype=bool)
+    hole[50:90, 100:170] = True
+    hole[150:160, 10:20] = True
+    whole = composite(frame, cv2.resize(fill, (320, 180), interpolation=cv2.INTER_CUBIC), hole)
+    assert (composite_upsampled(frame, fill, hole) == whole).all()
+    assert (composite_upsampled(frame, fill, np.zeros_like(hole)) == frame).all()

@@ -37,15 +37,15 @@ OPTIONAL: dict[str, tuple[Callable[[pa.DataType], bool], str]] = {
     "start_frame": _INT,
     "end_frame": _INT,
     "mask_mode": _STRING,
+    "mask_frame": _INT,
     "preset": _STRING,
     "iterations": _INT,
     "dilate": _INT,
     "output_uri": _STRING,
 }
-MASK_MODES = ("per-frame",)
-# Named in the schema so manifests can be written for it, but the engine has no single-frame
-# propagation yet: refusing it beats silently reading the mask as a per-frame sequence.
-RESERVED_MASK_MODES = ("single-frame",)
+# per-frame: mask_uri has every frame's mask (or one image for all). single-frame: mask_uri
+# annotates frame mask_frame of the shot's range; the other masks are predicted (IIVI §4.2).
+MASK_MODES = ("per-frame", "single-frame")
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,7 @@ class ShotSpec:
     start_frame: int = 0
     end_frame: int | None = None
     mask_mode: str = "per-frame"
+    mask_frame: int = 0
     preset: str | None = None
     iterations: int | None = None
     dilate: int = 0
@@ -80,6 +81,7 @@ class ShotSpec:
             start_frame=int(get("start_frame") or 0),
             end_frame=None if get("end_frame") is None else int(get("end_frame")),
             mask_mode=str(get("mask_mode") or "per-frame"),
+            mask_frame=int(get("mask_frame") or 0),
             preset=get("preset"),
             iterations=None if get("iterations") is None else int(get("iterations")),
             dilate=int(get("dilate") or 0),
@@ -208,10 +210,13 @@ def _check_row(row: Mapping[str, Any]) -> list[str]:
     if end is not None and end <= (start or 0):
         problems.append(f"end_frame ({end}) must be greater than start_frame ({start or 0})")
     mode = row.get("mask_mode")
-    if mode in RESERVED_MASK_MODES:
-        problems.append(f"mask_mode {mode!r} is not supported yet (v1 accepts only 'per-frame')")
-    elif mode is not None and mode not in MASK_MODES:
-        problems.append(f"unknown mask_mode {mode!r} (v1 accepts only 'per-frame')")
+    if mode is not None and mode not in MASK_MODES:
+        problems.append(f"unknown mask_mode {mode!r} (choose one of {', '.join(MASK_MODES)})")
+    mask_frame = row.get("mask_frame")
+    if mask_frame is not None and mask_frame < 0:
+        problems.append(f"mask_frame must be >= 0, got {mask_frame}")
+    if mask_frame is not None and end is not None and mask_frame >= end - (start or 0):
+        problems.append(f"mask_frame ({mask_frame}) is outside the range's {end - (start or 0)} frames")
     preset_name = row.get("preset")
     if preset_name is not None and preset_name not in PRESETS:
         problems.append(f"unknown preset {preset_name!r} (choose one of {', '.join(PRESETS)})")

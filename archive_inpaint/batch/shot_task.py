@@ -36,6 +36,7 @@ from archive_inpaint.batch.results import FAILED, SUCCEEDED, ShotResult
 from archive_inpaint.config import IIVIConfig
 from archive_inpaint.media import MediaError, OutputKind
 from archive_inpaint.pipeline import (
+    InpaintResult,
     ShotInputs,
     contact_sheet_path,
     inpaint_files,
@@ -97,6 +98,7 @@ def parameters(job: ShotJob) -> dict[str, Any]:
         "start_frame": spec.start_frame,
         "end_frame": spec.end_frame,
         "mask_mode": spec.mask_mode,
+        "mask_frame": spec.mask_frame,
         "dilate": spec.dilate,
         "output_format": OutputKind.FFV1_MKV.value,
     }
@@ -196,6 +198,8 @@ def _process(job: ShotJob, began: float, recorder: ShotMetrics | None) -> ShotRe
                     start=spec.start_frame,
                     end=spec.end_frame,
                     dilate=spec.dilate,
+                    mask_mode=spec.mask_mode,
+                    mask_frame=spec.mask_frame,
                 ),
                 out_dir / job.video_name,
                 job.config,
@@ -217,15 +221,18 @@ def _process(job: ShotJob, began: float, recorder: ShotMetrics | None) -> ShotRe
             storage.upload(outputs.video, storage.join(job.output_uri, job.video_name))
             sheet = contact_sheet_path(outputs.video)
             storage.upload(sheet, storage.join(job.output_uri, sheet.name))
+            if outputs.predicted_masks is not None:
+                masks = outputs.predicted_masks
+                storage.upload(masks, storage.join(job.output_uri, masks.name))
         timings["upload_seconds"] = time.perf_counter() - mark
 
-    frames, height, width = (int(n) for n in result.frames.shape[:3])
+    frames, height, width = (int(n) for n in result.shape[:3])
     timings["train_seconds"] = result.train_seconds
     timings["fill_seconds"] = result.fill_seconds
     timings["total_seconds"] = time.perf_counter() - began
     storage.write_json(
         storage.join(job.output_uri, PROVENANCE_NAME),
-        _provenance(job, identity, result.iterations, result.resumed_from, device, timings, result.loss_history),
+        _provenance(job, identity, result, device, timings, outputs.predicted_masks is not None),
     )
     row = ShotResult(
         shot_id=spec.shot_id,
@@ -315,20 +322,24 @@ def _remove_stale_temporaries(folder: Path) -> None:
 def _provenance(
     job: ShotJob,
     identity: dict[str, Any],
-    iterations: int,
-    resumed_from: int,
+    result: InpaintResult,
     device: torch.device,
     timings: dict[str, float],
-    losses: list[float],
+    masks_predicted: bool,
 ) -> dict[str, Any]:
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
     return {
         "shot_id": job.spec.shot_id,
         **identity,
-        "iterations": iterations,
-        "resumed_from": resumed_from,
-        "final_loss": losses[-1] if losses else None,
-        "outputs": [job.video_name, f"{job.spec.shot_id}.contact.png"],
+        "iterations": result.iterations,
+        "resumed_from": result.resumed_from,
+        "final_loss": result.loss_history[-1] if result.loss_history else None,
+        "stages": result.stages,
+        "tiles": result.tiles,
+        # Which features the contextual loss compared (VGG19 or the weight-free fallback).
+        "contextual_encoder": result.contextual_encoder,
+        "outputs": [job.video_name, f"{job.spec.shot_id}.contact.png"]
+        + ([f"{job.spec.shot_id}.masks.mkv"] if masks_predicted else []),
         "versions": {
             "archive_inpaint": __version__,
             "torch": torch.__version__,

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import torch
 
+from archive_inpaint.media.frame_store import FrameStore
 from archive_inpaint.models.iivi_net import IIVINet
 from archive_inpaint.training.working_set import WorkingSet
 
@@ -32,6 +33,24 @@ def composite(frame: np.ndarray, fill: np.ndarray, hole: np.ndarray) -> np.ndarr
     return result
 
 
+def composite_upsampled(frame: np.ndarray, fill: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """``composite`` with ``fill`` at a lower resolution: it is upsampled (bicubic) only over the
+    hole's bounding box, with the pixel mapping of a whole-frame resize. At 4K a whole-frame
+    float fill would cost 100 MB per frame for a hole that may cover a few thousand pixels."""
+    height, width = hole.shape
+    rows, cols = np.nonzero(hole.any(axis=1))[0], np.nonzero(hole.any(axis=0))[0]
+    if not len(rows):
+        return frame.copy()
+    top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    scale_y, scale_x = fill.shape[0] / height, fill.shape[1] / width
+    map_x = ((np.arange(left, right, dtype=np.float32) + 0.5) * scale_x - 0.5)[None, :].repeat(bottom - top, 0)
+    map_y = ((np.arange(top, bottom, dtype=np.float32) + 0.5) * scale_y - 0.5)[:, None].repeat(right - left, 1)
+    region = cv2.remap(fill, map_x, map_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    result = frame.copy()
+    result[top:bottom, left:right] = composite(frame[top:bottom, left:right], region, hole[top:bottom, left:right])
+    return result
+
+
 @torch.no_grad()
 def predict_working_fills(
     network: IIVINet, working_set: WorkingSet, frame_ids: list[int], dtype: np.dtype
@@ -50,15 +69,48 @@ def fill_shot(
     batch_size: int = 4,
 ) -> np.ndarray:
     """frames (T, H, W, 3) uint8/uint16 and holes (T, H, W) bool -> filled frames, same shape/dtype."""
-    network.eval()
-    result = frames.copy()
-    height, width = holes.shape[1:]
-    to_fill = [index for index in range(len(frames)) if holes[index].any()]
-    for begin in range(0, len(to_fill), batch_size):
-        batch_ids = to_fill[begin : begin + batch_size]
-        fills = predict_working_fills(network, working_set, batch_ids, frames.dtype)
-        for frame_id, fill in zip(batch_ids, fills):
-            if working_set.is_resampled:
-                fill = cv2.resize(fill, (width, height), interpolation=cv2.INTER_CUBIC)
-            result[frame_id] = composite(frames[frame_id], fill, holes[frame_id])
+    result = np.empty_like(frames)
+    fill_shot_into(
+        network,
+        working_set,
+        FrameStore.from_array(frames),
+        FrameStore.from_array(holes),
+        FrameStore.from_array(result),
+        batch_size,
+    )
     return result
+
+
+def fill_shot_into(
+    network: IIVINet,
+    working_set: WorkingSet,
+    frames: FrameStore,
+    holes: FrameStore,
+    output: FrameStore,
+    batch_size: int = 4,
+) -> None:
+    """``fill_shot`` for frames held in stores: one batch of frames in memory at a time."""
+    network.eval()
+    height, width = frames.height, frames.width
+    pending: list[int] = []
+
+    def flush() -> None:
+        fills = predict_working_fills(network, working_set, pending, frames.dtype)
+        for frame_id, fill in zip(pending, fills):
+            hole = holes.frame(frame_id)[..., 0].astype(bool)
+            frame = frames.frame(frame_id)
+            if working_set.is_resampled:
+                output.write(frame_id, composite_upsampled(frame, fill, hole))
+            else:
+                output.write(frame_id, composite(frame, fill, hole))
+        pending.clear()
+
+    for index in range(frames.num_frames):
+        if holes.frame(index).any():
+            pending.append(index)
+            if len(pending) == batch_size:
+                flush()
+        else:
+            output.write(index, frames.frame(index))
+    if pending:
+        flush()

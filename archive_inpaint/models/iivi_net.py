@@ -5,6 +5,8 @@ PyTorch with the width as a parameter:
 
 * coarse: 5x5 conv, two stride-2 downsamplings, a middle of dilated convs (rates 2, 4, 8, 16), two
   nearest-upsampling gated convs back to full size, and a raw 3-channel head with tanh;
+* with a prior (the patch stages of progressive learning): both stages predict a correction
+  added to the prior / the coarse result, starting from zero;
 * refine: the coarse result pasted into the hole (known pixels kept) goes through branch A
   (downsampling + dilated convs, large receptive field) and branch B (plain convs, one with ReLU);
   their concatenation is decoded to the final image.
@@ -33,6 +35,9 @@ class IIVINetConfig:
 
     width: int = 24
     use_refine: bool = True
+    # Channels of an extra input (the prior): 3 for a patch stage of progressive learning, which
+    # also sees the previous stage's upsampled result; 0 for the whole-frame stage.
+    prior_channels: int = 0
 
 
 @dataclass
@@ -67,7 +72,11 @@ class CoarseNet(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.layers(x))
+        return self.layers(x)  # raw: IIVINet decides how it becomes an image
+
+    @property
+    def head(self) -> nn.Conv2d:
+        return self.layers[-1]
 
 
 class RefineNet(nn.Module):
@@ -109,7 +118,11 @@ class RefineNet(nn.Module):
 
     def forward(self, composite: torch.Tensor) -> torch.Tensor:
         merged = torch.cat([self.dilated_branch(composite), self.plain_branch(composite)], dim=1)
-        return torch.tanh(self.decoder(merged))
+        return self.decoder(merged)  # raw, as CoarseNet
+
+    @property
+    def head(self) -> nn.Conv2d:
+        return self.decoder[-1]
 
 
 class IIVINet(nn.Module):
@@ -119,15 +132,23 @@ class IIVINet(nn.Module):
     image are zeroed here, so callers cannot leak the content they are asking the network to fill.
     """
 
-    in_channels = 4
-
     def __init__(self, config: IIVINetConfig) -> None:
         super().__init__()
         self.config = config
+        self.in_channels = 4 + config.prior_channels
         self.coarse = CoarseNet(self.in_channels, config.width)
         self.refine = RefineNet(config.width) if config.use_refine else None
+        if config.prior_channels:
+            # A patch stage predicts a correction to its prior (the previous stage's fill), and
+            # starts as the identity on it: from its first step it is as good as the coarse
+            # fill upsampled, and training only has to add the detail.
+            for head in (self.coarse.head, *(() if self.refine is None else (self.refine.head,))):
+                nn.init.zeros_(head.weight)
+                nn.init.zeros_(head.bias)
 
-    def forward(self, image: torch.Tensor, hole: torch.Tensor) -> IIVIOutput:
+    def forward(
+        self, image: torch.Tensor, hole: torch.Tensor, prior: torch.Tensor | None = None
+    ) -> IIVIOutput:
         if image.shape[-2] % DOWNSAMPLE_FACTOR or image.shape[-1] % DOWNSAMPLE_FACTOR:
             raise ValueError(
                 f"IIVINet input {tuple(image.shape[-2:])} must be a multiple of {DOWNSAMPLE_FACTOR}; "
@@ -135,8 +156,18 @@ class IIVINet(nn.Module):
             )
         known = 1.0 - hole
         masked = image * known
-        coarse = self.coarse(torch.cat([masked, hole], dim=1))
+        if (prior is None) != (self.config.prior_channels == 0):
+            raise ValueError(
+                f"this network takes {self.config.prior_channels} prior channels; "
+                f"got {'none' if prior is None else prior.shape[1]}"
+            )
+        if prior is None:
+            coarse = torch.tanh(self.coarse(torch.cat([masked, hole], dim=1)))
+        else:
+            coarse = (prior + self.coarse(torch.cat([masked, hole, prior], dim=1))).clamp(-1.0, 1.0)
         if self.refine is None:
             return IIVIOutput(coarse=coarse, refined=None)
         composite = coarse * hole + masked
-        return IIVIOutput(coarse=coarse, refined=self.refine(composite))
+        refined = self.refine(composite)
+        refined = torch.tanh(refined) if prior is None else (coarse + refined).clamp(-1.0, 1.0)
+        return IIVIOutput(coarse=coarse, refined=refined)

@@ -85,3 +85,36 @@ def load_latest_checkpoint(directory: Path, fingerprint: str) -> TrainingState |
         generator=data["generator"],
         loss_history=list(data["loss_history"]),
     )
+
+
+@dataclass
+class Resumable:
+    """What a training loop checkpoints: one object per loop, shared by every stage's trainer."""
+
+    network: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    generator: torch.Generator
+    directory: Path | None
+    fingerprint: str
+    keep: int
+
+    def restore(self) -> tuple[int, list[float]]:
+        """Load the latest matching checkpoint, if any; (iteration reached, loss history)."""
+        if self.directory is None or (state := load_latest_checkpoint(self.directory, self.fingerprint)) is None:
+            return 0, []
+        self.network.load_state_dict(state.model)
+        self.optimizer.load_state_dict(state.optimizer)
+        self.generator.set_state(state.generator)
+        return state.iteration, state.loss_history
+
+    def save(self, iteration: int, history: list[float]) -> Path | None:
+        if self.directory is None:
+            return None
+        state = TrainingState(
+            iteration=iteration,
+            model=self.network.state_dict(),
+            optimizer=self.optimizer.state_dict(),
+            generator=self.generator.get_state(),
+            loss_history=history,
+        )
+        return save_checkpoint(self.directory, self.fingerprint, state, keep=self.keep)

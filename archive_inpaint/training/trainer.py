@@ -20,12 +20,9 @@ import torch
 
 from archive_inpaint.config import IIVIConfig
 from archive_inpaint.models.iivi_net import IIVINet
-from archive_inpaint.training.checkpoint import (
-    TrainingState,
-    load_latest_checkpoint,
-    save_checkpoint,
-)
+from archive_inpaint.training.checkpoint import Resumable
 from archive_inpaint.training.losses import known_pixel_l1
+from archive_inpaint.training.regularizers import Regularizers
 from archive_inpaint.training.pseudo_holes import sample_pseudo_holes, union_with_real
 from archive_inpaint.training.working_set import WorkingSet
 
@@ -44,16 +41,24 @@ class TrainingResult:
     resumed_from: int
     loss_history: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    contextual_encoder: str | None = None  # the contextual loss's features, when it ran
 
 
 def run_fingerprint(working_set: WorkingSet, config: IIVIConfig) -> str:
     """Identifies what a checkpoint is a checkpoint *of*: the shot and every setting that changes
-    the learnt weights. The iteration ceiling and checkpoint cadence are left out on purpose, so a
-    run can be extended."""
+    the learnt weights. The checkpoint cadence is left out on purpose, and so is the iteration
+    ceiling, so a run can be extended, unless regularizers are on: they start at a share of the
+    ceiling, which then shapes the run."""
     learnt = config.to_dict()
-    for not_learnt in ("iterations", "checkpoint_every", "keep_checkpoints"):
-        learnt["train"].pop(not_learnt)
+    not_learnt = ["checkpoint_every", "keep_checkpoints"]
+    if not config.regularizers.enabled:
+        not_learnt.append("iterations")
+        learnt.pop("regularizers")  # all off: checkpoints of runs before they existed still match
+    for name in not_learnt:
+        learnt["train"].pop(name)
     learnt.pop("inference")
+    learnt.pop("progressive")  # the patch stages have their own checkpoints
+    learnt.pop("mask_propagation")  # predicted masks are in the working set's own fingerprint
     digest = hashlib.blake2b(digest_size=8)
     digest.update(working_set.fingerprint().encode())
     digest.update(json.dumps(learnt, sort_keys=True).encode())
@@ -72,6 +77,7 @@ def train_step(
     source_pool: torch.Tensor,
     batch_size: int,
     generator: torch.Generator,
+    regularizers: Regularizers | None = None,
 ) -> float:
     frame_ids = torch.randperm(working_set.num_frames, generator=generator)[:batch_size]
     frame_ids = frame_ids.to(working_set.images.device)
@@ -91,6 +97,8 @@ def train_step(
     loss = known_pixel_l1(output.coarse, images, real, h, w)
     if output.refined is not None:
         loss = loss + known_pixel_l1(output.refined, images, real, h, w)
+    if regularizers is not None:
+        loss = loss + regularizers.loss(network, images, hole, real, output, h, w, generator)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -110,15 +118,15 @@ def train(
     network = make_network(config, device)
     optimizer = torch.optim.Adam(network.parameters(), lr=train_cfg.learning_rate)
     generator = torch.Generator().manual_seed(train_cfg.seed)
-    fingerprint = run_fingerprint(working_set, config)
-    start, history = 0, []
-    if checkpoint_dir is not None and (state := load_latest_checkpoint(checkpoint_dir, fingerprint)):
-        network.load_state_dict(state.model)
-        optimizer.load_state_dict(state.optimizer)
-        generator.set_state(state.generator)
-        start, history = state.iteration, state.loss_history
+    resumable = Resumable(
+        network, optimizer, generator, checkpoint_dir, run_fingerprint(working_set, config),
+        train_cfg.keep_checkpoints,
+    )
+    start, history = resumable.restore()
+    if start:
         log.info("resuming training from %s at iteration %d", checkpoint_dir, start)
 
+    regularizers = Regularizers(config.regularizers, device) if config.regularizers.enabled else None
     source_pool = working_set.frames_with_holes()
     began = time.perf_counter()
     network.train()
@@ -130,25 +138,15 @@ def train(
             source_pool,
             train_cfg.batch_size,
             generator,
+            regularizers if config.regularizers.active_at(iteration, train_cfg.iterations) else None,
         )
         history.append(loss)
         if on_step is not None:
             on_step(iteration, train_cfg.iterations, loss)
         at_end = iteration == train_cfg.iterations
-        if checkpoint_dir is not None and (iteration % train_cfg.checkpoint_every == 0 or at_end):
-            saved = save_checkpoint(
-                checkpoint_dir,
-                fingerprint,
-                TrainingState(
-                    iteration=iteration,
-                    model=network.state_dict(),
-                    optimizer=optimizer.state_dict(),
-                    generator=generator.get_state(),
-                    loss_history=history,
-                ),
-                keep=train_cfg.keep_checkpoints,
-            )
-            if on_checkpoint is not None:
+        if iteration % train_cfg.checkpoint_every == 0 or at_end:
+            saved = resumable.save(iteration, history)
+            if saved is not None and on_checkpoint is not None:
                 on_checkpoint(saved)
     network.eval()
     return TrainingResult(
@@ -157,4 +155,5 @@ def train(
         resumed_from=start,
         loss_history=history,
         seconds=time.perf_counter() - began,
+        contextual_encoder=None if regularizers is None else regularizers.encoder_name,
     )

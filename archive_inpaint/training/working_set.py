@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 import torch
 
+from archive_inpaint.media.frame_store import FrameStore
 from archive_inpaint.models.iivi_net import DOWNSAMPLE_FACTOR
 
 
@@ -86,10 +87,14 @@ class WorkingSet:
 
 
 def build_working_set(
-    frames: np.ndarray, holes: np.ndarray, working_long_side: int, device: torch.device
+    frames: np.ndarray | FrameStore,
+    holes: np.ndarray | FrameStore,
+    working_long_side: int,
+    device: torch.device,
 ) -> WorkingSet:
-    """frames (T, H, W, 3) uint8/uint16, holes (T, H, W) bool -> a padded WorkingSet on ``device``."""
-    num_frames, height, width = holes.shape
+    """frames (T, H, W, 3) uint8/uint16, holes (T, H, W) bool (or (T, H, W, 1) in a FrameStore)
+    -> a padded WorkingSet on ``device``. Frames are read one at a time."""
+    num_frames, height, width = holes.shape[:3]
     work_h, work_w = working_size(height, width, working_long_side)
     pad_h, pad_w = padded_size(work_h, work_w)
     images = np.empty((num_frames, 3, pad_h, pad_w), dtype=np.float16)
@@ -100,7 +105,9 @@ def build_working_set(
             small, ((0, pad_h - work_h), (0, pad_w - work_w), (0, 0)), mode="reflect"
         ) if (pad_h, pad_w) != (work_h, work_w) else small
         images[index] = padded.transpose(2, 0, 1)
-        work_holes[index, 0, :work_h, :work_w] = resize_hole(holes[index], work_h, work_w)
+        hole = np.asarray(holes[index])
+        hole = hole[..., 0] if hole.ndim == 3 else hole
+        work_holes[index, 0, :work_h, :work_w] = resize_hole(hole.astype(bool), work_h, work_w)
     return WorkingSet(
         images=torch.from_numpy(images).to(device),
         holes=torch.from_numpy(work_holes).to(device),

@@ -1,0 +1,323 @@
+"""High-resolution benchmark: progressive learning and grid inference at 1080p and 2160p.
+
+    python benchmarks/highres.py [--resolutions 1080,2160] [--frames 8] [--iterations 300]
+        [--patch-iterations 200] [--width 8] [--working 480] [--device auto]
+        [--out results.json] [--write-markdown PATH]
+
+The shot is synthetic with exact ground truth: a real 5312x2988 photograph
+(``seeding-5312x2988.jpg``) panned with sub-pixel motion (bicubic warp) into 3840x2160 frames, and
+the same frames downscaled (area) to 1920x1080, so both resolutions show the same content. A hole
+(an ellipse, 9% of the width) moves across the frame; its pixels are zeroed in the input.
+
+For each resolution, in fresh processes (so each peak RSS is that run's own):
+
+1. **progressive**: the engine as shipped through ``inpaint_files`` (decode into frame stores,
+   whole-frame stage, patch stages with boundary-aware sampling, tiled fill, FFV1 out), with
+   the same settings at both resolutions. Peak RSS (and CUDA memory on a GPU), train and fill
+   time; then the tiled fill of one frame timed with mask-only tiles and with every tile.
+2. **coarse-only**: the same whole-frame stage (resumed from run 1's checkpoint, so the very same
+   network) with the patch stages switched off: its fill upsampled inside the hole.
+
+PSNR and SSIM are scored inside the hole against the original frames.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from archive_inpaint.config import IIVIConfig, ProgressiveConfig, preset  # noqa: E402
+from archive_inpaint.inference.progressive_fill import fill_frame_tiled  # noqa: E402
+from archive_inpaint.inference.stage_predictors import PatchStagePredictor  # noqa: E402
+from archive_inpaint.media.frame_store import FrameStore  # noqa: E402
+from archive_inpaint.training.stage_data import StageData  # noqa: E402
+from archive_inpaint.media import read_frames, write_frames  # noqa: E402
+from archive_inpaint.pipeline import ShotInputs, inpaint_files, resolve_device  # noqa: E402
+from benchmarks.metrics import peak_rss_mib, score_hole  # noqa: E402
+
+PHOTO = REPO_ROOT.parent / "shared" / "footage" / "seeding-5312x2988.jpg"
+FPS = Fraction(24)
+MIB = 1024 * 1024
+SIZES = {1080: (1080, 1920), 2160: (2160, 3840)}
+
+
+# --------------------------------------------------------------------------------------------
+# The synthetic shot
+
+
+def render_shot(photo: np.ndarray, num_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """(frames (T, 2160, 3840, 3) uint8, holes (T, 2160, 3840) bool)."""
+    height, width = SIZES[2160]
+    frames = np.empty((num_frames, height, width, 3), dtype=np.uint8)
+    holes = np.zeros((num_frames, height, width), dtype=bool)
+    for t in range(num_frames):
+        # A slow diagonal pan with sub-pixel steps: every frame is a new resampling.
+        dx, dy = 400 + 7.37 * t, 300 + 3.61 * t
+        warp = np.float32([[1, 0, -dx], [0, 1, -dy]])
+        frames[t] = cv2.warpAffine(photo, warp, (width, height), flags=cv2.INTER_CUBIC)
+        centre = (int(width * (0.3 + 0.4 * t / max(num_frames - 1, 1))), int(height * 0.55))
+        hole = np.zeros((height, width), dtype=np.uint8)
+        cv2.ellipse(hole, centre, (int(width * 0.045), int(height * 0.06)), 20.0, 0, 360, 1, -1)
+        holes[t] = hole > 0
+    return frames, holes
+
+
+def downscale(frames: np.ndarray, holes: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    if frames.shape[1:3] == size:
+        return frames, holes
+    small = np.stack([cv2.resize(f, size[::-1], interpolation=cv2.INTER_AREA) for f in frames])
+    small_holes = np.stack(
+        [cv2.resize(h.astype(np.float32), size[::-1], interpolation=cv2.INTER_AREA) > 0 for h in holes]
+    )
+    return small, small_holes
+
+
+# --------------------------------------------------------------------------------------------
+# Worker (a fresh process per run)
+
+
+def bench_config(
+    args: argparse.Namespace, max_stages: int, sampling: dict[str, float] | None = None
+) -> IIVIConfig:
+    base = preset("fast").with_overrides(
+        iterations=args.iterations,
+        width=args.width,
+        working_long_side=args.working,
+        batch_size=2,
+        checkpoint_every=max(args.iterations, args.patch_iterations),
+    )
+    progressive = ProgressiveConfig(
+        max_stages=max_stages,
+        iterations=args.patch_iterations,
+        batch_size=2,
+        patch_size=args.patch_size,
+        tile_overlap=args.patch_size // 4,
+        # Both resolutions on scratch disk: the same code path, and the same memory rule.
+        in_memory_limit_bytes=0,
+        **(sampling or {}),
+    )
+    return dataclasses.replace(base, progressive=progressive)
+
+
+def run_worker(job: dict[str, Any]) -> None:
+    args = argparse.Namespace(**job["args"])
+    device = resolve_device(args.device)
+    on_gpu = device.type == "cuda"
+    config = bench_config(args, job["max_stages"], job.get("sampling"))
+    began = time.perf_counter()
+    last = [0.0]
+
+    def progress(iteration: int, ceiling: int, loss: float) -> None:
+        if time.perf_counter() - last[0] > 30 or iteration == ceiling:
+            last[0] = time.perf_counter()
+            print(f"    [{job['name']}] step {iteration}/{ceiling} loss {loss:.4f} "
+                  f"({time.perf_counter() - began:.0f} s)", file=sys.stderr, flush=True)
+
+    _, result = inpaint_files(
+        ShotInputs(video=Path(job["video"]), mask=Path(job["mask"])),
+        Path(job["output"]),
+        config,
+        device,
+        checkpoint_dir=Path(job["checkpoints"]),
+        on_step=progress,
+    )
+    report: dict[str, Any] = {
+        "stages": result.stages,
+        "tiles": result.tiles,
+        "iterations": result.iterations,
+        "resumed_from": result.resumed_from,
+        "train_seconds": result.train_seconds,
+        "fill_seconds": result.fill_seconds,
+        "wall_seconds": time.perf_counter() - began,
+        "peak_rss_mib": peak_rss_mib(),
+        "peak_cuda_mib": torch.cuda.max_memory_allocated(device) / MIB if on_gpu else None,
+        "torch_threads": torch.get_num_threads(),
+    }
+    # Taken before the tile timing below, whose all-tiles pass is not part of a run.
+    if result.final_stage is not None and job.get("time_tiles"):
+        # One frame's tiled fill, mask-only tiles against every tile of the grid.
+        video = read_frames(job["video"], start=0, end=1)
+        hole = read_frames(job["mask"], start=0, end=1).frames[0, ..., 0] > 0
+        # The run's frame stores are closed by now: point every patch stage at this frame.
+        stage = result.final_stage
+        while isinstance(stage, PatchStagePredictor):
+            stage.data = StageData(
+                FrameStore.from_array(video.frames), FrameStore.from_array(hole[None]), stage.data.stage
+            )
+            stage = stage.previous
+        timings = {}
+        for label, every_tile in (("mask_tiles", False), ("all_tiles", True)):
+            mark = time.perf_counter()
+            with torch.no_grad():
+                _, count = fill_frame_tiled(
+                    result.final_stage, 0, video.frames[0], hole, config.progressive, all_tiles=every_tile
+                )
+            timings[label] = {"seconds": time.perf_counter() - mark, "tiles": count}
+        report["tile_timing"] = timings
+    Path(job["report"]).write_text(json.dumps(report, indent=2))
+
+
+def spawn(job: dict[str, Any], scratch: Path) -> dict[str, Any]:
+    job_path = scratch / f"{job['name']}.job.json"
+    job_path.write_text(json.dumps(job))
+    subprocess.run([sys.executable, __file__, "--worker", str(job_path)], check=True)
+    return json.loads(Path(job["report"]).read_text())
+
+
+# --------------------------------------------------------------------------------------------
+# Driver
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--resolutions", default="1080,2160")
+    parser.add_argument("--frames", type=int, default=8)
+    parser.add_argument("--iterations", type=int, default=300, help="whole-frame stage steps")
+    parser.add_argument("--patch-iterations", type=int, default=200, help="steps per patch stage")
+    parser.add_argument("--patch-size", type=int, default=256)
+    parser.add_argument("--width", type=int, default=8)
+    parser.add_argument("--working", type=int, default=480, help="whole-frame stage long side")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--bas-probabilities", default="",
+                        help="extra progressive runs at the first resolution with these BAS shares, e.g. 0,0.3,0.9")
+    parser.add_argument("--band-widths", default="", help="extra runs with these band widths (px), e.g. 8,32")
+    parser.add_argument("--scratch", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--write-markdown", type=Path, default=None)
+    args = parser.parse_args()
+    if args.worker:
+        run_worker(json.loads(Path(args.worker).read_text()))
+        return
+    photo = cv2.cvtColor(cv2.imread(str(PHOTO)), cv2.COLOR_BGR2RGB)
+    print(f"rendering {args.frames} frames at 3840x2160 from {PHOTO.name}", file=sys.stderr)
+    frames_4k, holes_4k = render_shot(photo, args.frames)
+    del photo
+    resolutions = [int(r) for r in args.resolutions.split(",")]
+    worker_args = {k: v for k, v in vars(args).items() if k in {
+        "iterations", "patch_iterations", "patch_size", "width", "working", "device"}}
+    results: dict[str, Any] = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads",
+        "torch": torch.__version__,
+        "command": " ".join(["python", "benchmarks/highres.py", *sys.argv[1:]]),
+        "settings": worker_args | {"frames": args.frames},
+        "runs": {},
+    }
+    with tempfile.TemporaryDirectory(prefix="archive-inpaint-highres-", dir=args.scratch) as tmp:
+        scratch = Path(tmp)
+        for resolution in resolutions:
+            frames, holes = downscale(frames_4k, holes_4k, SIZES[resolution])
+            video, mask = scratch / f"{resolution}p.mkv", scratch / f"{resolution}p-mask.mkv"
+            damaged = frames.copy()
+            damaged[holes] = 0
+            write_frames(damaged, FPS, video)
+            write_frames(np.repeat(holes[..., None].astype(np.uint8) * 255, 3, axis=3), FPS, mask)
+            del damaged
+            run: dict[str, Any] = {"hole_share": float(holes.mean())}
+            variants: list[tuple[str, int, dict[str, float]]] = [("progressive", 4, {}), ("coarse-only", 1, {})]
+            if resolution == resolutions[0]:
+                variants += [(f"bas-p{p}", 4, {"boundary_probability": float(p)})
+                             for p in filter(None, args.bas_probabilities.split(","))]
+                variants += [(f"band-{b}px", 4, {"band_width": int(b)})
+                             for b in filter(None, args.band_widths.split(","))]
+            for name, max_stages, sampling in variants:
+                output = scratch / f"{resolution}p-{name}.mkv"
+                print(f"[{resolution}p] {name}", file=sys.stderr, flush=True)
+                report = spawn(
+                    {
+                        "name": f"{resolution}p-{name}", "args": worker_args, "max_stages": max_stages,
+                        "sampling": sampling,
+                        "video": str(video), "mask": str(mask), "output": str(output),
+                        "checkpoints": str(scratch / f"{resolution}p-checkpoints"),
+                        "report": str(scratch / f"{resolution}p-{name}.json"),
+                        "time_tiles": name == "progressive",
+                    },
+                    scratch,
+                )
+                filled = read_frames(output).frames
+                scores = score_hole(frames, filled, holes)
+                report["psnr_db"] = scores.psnr_mean_db
+                report["ssim"] = scores.ssim_mean
+                unmasked_exact = bool((filled[~holes] == frames[~holes]).all())
+                report["unmasked_bit_exact"] = unmasked_exact
+                run[name] = report
+                print(f"    PSNR {scores.psnr_mean_db:.2f} dB, SSIM {scores.ssim_mean:.4f}, "
+                      f"peak RSS {report['peak_rss_mib']:.0f} MiB, unmasked exact: {unmasked_exact}",
+                      file=sys.stderr, flush=True)
+                del filled
+            results["runs"][f"{resolution}p"] = run
+            if args.out:
+                args.out.write_text(json.dumps(results, indent=2))
+    markdown = to_markdown(results)
+    print(markdown)
+    if args.write_markdown:
+        args.write_markdown.write_text(markdown)
+
+
+def to_markdown(results: dict[str, Any]) -> str:
+    runs = results["runs"]
+    lines = [
+        f"Command: `{results['command']}`  ",
+        f"Date: {results['date']}; machine: {results['machine']}; torch {results['torch']}  ",
+        f"Settings: {json.dumps(results['settings'])}",
+        "",
+        "| resolution | stages | method | PSNR in hole | SSIM in hole | train s | fill s | peak RSS MiB | peak CUDA MiB |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, run in runs.items():
+        for method in ("progressive", "coarse-only"):
+            r = run[method]
+            cuda = "-" if r["peak_cuda_mib"] is None else f"{r['peak_cuda_mib']:.0f}"
+            lines.append(
+                f"| {name} | {r['stages']} | {method} | {r['psnr_db']:.2f} dB | {r['ssim']:.4f} | "
+                f"{r['train_seconds']:.0f} | {r['fill_seconds']:.1f} | {r['peak_rss_mib']:.0f} | {cuda} |"
+            )
+    lines.append("")
+    if "1080p" in runs and "2160p" in runs:
+        ratio = runs["2160p"]["progressive"]["peak_rss_mib"] / runs["1080p"]["progressive"]["peak_rss_mib"]
+        lines.append(f"Peak RSS 2160p / 1080p (progressive): **{ratio:.2f}x** (target: at most 1.5x)")
+        lines.append("")
+    sweep = [(res, name, r) for res, run in runs.items() for name, r in run.items()
+             if isinstance(r, dict) and name.startswith(("bas-", "band-"))]
+    if sweep:
+        default = ProgressiveConfig()
+        lines.append(f"Boundary-aware sampling (defaults: p = {default.boundary_probability}, "
+                     f"band {default.band_width} px; other settings as above):")
+        lines.append("")
+        lines.append("| resolution | variant | PSNR in hole | SSIM in hole |")
+        lines.append("|---|---|---|---|")
+        for res, name, r in sweep:
+            lines.append(f"| {res} | {name} | {r['psnr_db']:.2f} dB | {r['ssim']:.4f} |")
+        lines.append("")
+    lines.append("| resolution | mask-only tiles | s/frame | all tiles | s/frame | speed-up |")
+    lines.append("|---|---|---|---|---|---|")
+    for name, run in runs.items():
+        timing = run["progressive"].get("tile_timing")
+        if timing:
+            m, a = timing["mask_tiles"], timing["all_tiles"]
+            lines.append(f"| {name} | {m['tiles']} | {m['seconds']:.1f} | {a['tiles']} | {a['seconds']:.1f} | "
+                         f"{a['seconds'] / max(m['seconds'], 1e-9):.1f}x |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
