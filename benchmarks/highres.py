@@ -197,6 +197,9 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=8)
     parser.add_argument("--working", type=int, default=480, help="whole-frame stage long side")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--no-tile-timing", action="store_true", help="skip the mask-only vs all-tiles timing")
+    parser.add_argument("--output-kinds", default="mkv",
+                        help="output suffixes for the progressive run: mkv (FFV1), png (a PNG sequence folder), or both")
     parser.add_argument("--bas-probabilities", default="",
                         help="extra progressive runs at the first resolution with these BAS shares, e.g. 0,0.3,0.9")
     parser.add_argument("--band-widths", default="", help="extra runs with these band widths (px), e.g. 8,32")
@@ -234,13 +237,14 @@ def main() -> None:
             del damaged
             run: dict[str, Any] = {"hole_share": float(holes.mean())}
             variants: list[tuple[str, int, dict[str, float]]] = [("progressive", 4, {}), ("coarse-only", 1, {})]
+            variants += [(f"progressive-{kind}-out", 4, {}) for kind in args.output_kinds.split(",") if kind != "mkv"]
             if resolution == resolutions[0]:
                 variants += [(f"bas-p{p}", 4, {"boundary_probability": float(p)})
                              for p in filter(None, args.bas_probabilities.split(","))]
                 variants += [(f"band-{b}px", 4, {"band_width": int(b)})
                              for b in filter(None, args.band_widths.split(","))]
             for name, max_stages, sampling in variants:
-                output = scratch / f"{resolution}p-{name}.mkv"
+                output = scratch / f"{resolution}p-{name}{'' if name.endswith('-out') else '.mkv'}"
                 print(f"[{resolution}p] {name}", file=sys.stderr, flush=True)
                 report = spawn(
                     {
@@ -249,7 +253,7 @@ def main() -> None:
                         "video": str(video), "mask": str(mask), "output": str(output),
                         "checkpoints": str(scratch / f"{resolution}p-checkpoints"),
                         "report": str(scratch / f"{resolution}p-{name}.json"),
-                        "time_tiles": name == "progressive",
+                        "time_tiles": name == "progressive" and not args.no_tile_timing,
                     },
                     scratch,
                 )
@@ -284,7 +288,8 @@ def to_markdown(results: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, run in runs.items():
-        for method in ("progressive", "coarse-only"):
+        methods = ["progressive", "coarse-only"] + [m for m in run if isinstance(run[m], dict) and m.endswith("-out")]
+        for method in methods:
             r = run[method]
             cuda = "-" if r["peak_cuda_mib"] is None else f"{r['peak_cuda_mib']:.0f}"
             lines.append(
