@@ -174,7 +174,7 @@ def inpaint_stores(
         train_seconds += stage_result.seconds
         history.extend(stage_result.loss_history)
     began = time.perf_counter()
-    tiles = fill_shot_tiled(predictor, frames, holes, output, config.progressive)
+    tiles = fill_shot_tiled(predictor, frames, holes, output)
     log.info("filled %d tiles", tiles)
     return InpaintResult(
         empty, done, trained.resumed_from, train_seconds, time.perf_counter() - began, history,

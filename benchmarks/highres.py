@@ -156,20 +156,19 @@ def run_worker(job: dict[str, Any]) -> None:
         # One frame's tiled fill, mask-only tiles against every tile of the grid.
         video = read_frames(job["video"], start=0, end=1)
         hole = read_frames(job["mask"], start=0, end=1).frames[0, ..., 0] > 0
-        # The run's frame stores are closed by now: point every patch stage at this frame.
-        stage = result.final_stage
-        while isinstance(stage, PatchStagePredictor):
-            stage.data = StageData(
-                FrameStore.from_array(video.frames), FrameStore.from_array(hole[None]), stage.data.stage
-            )
-            stage = stage.previous
         timings = {}
         for label, every_tile in (("mask_tiles", False), ("all_tiles", True)):
+            # The run's frame stores are closed by now: point every patch stage at this frame
+            # (which also drops what a stage had filled, so both timings start cold).
+            stage = result.final_stage
+            while isinstance(stage, PatchStagePredictor):
+                stage.use_data(
+                    StageData(FrameStore.from_array(video.frames), FrameStore.from_array(hole[None]), stage.data.stage)
+                )
+                stage = stage.previous
             mark = time.perf_counter()
             with torch.no_grad():
-                _, count = fill_frame_tiled(
-                    result.final_stage, 0, video.frames[0], hole, config.progressive, all_tiles=every_tile
-                )
+                _, count = fill_frame_tiled(result.final_stage, 0, video.frames[0], hole, all_tiles=every_tile)
             timings[label] = {"seconds": time.perf_counter() - mark, "tiles": count}
         report["tile_timing"] = timings
     Path(job["report"]).write_text(json.dumps(report, indent=2))

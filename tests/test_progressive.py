@@ -140,3 +140,16 @@ def test_an_untrained_patch_network_returns_its_prior():
     output = network(image, hole, prior)
     assert torch.equal(output.coarse, prior)
     assert torch.allclose(output.final * hole, prior * hole)
+
+
+def test_an_intermediate_stage_gives_overlapping_tiles_the_same_prior():
+    """At inference the middle stage fills the frame once and every tile of the last stage
+    resamples that one fill: where two tiles overlap, their priors agree."""
+    frames, holes = _panning_shot()
+    result = inpaint_arrays(frames, holes, _config(), CPU)
+    middle = result.final_stage.previous
+    assert middle.size != (96, 160) and middle.size != (19, 32)  # really the intermediate stage
+    left, right = Tile(20, 40, 48, 48), Tile(20, 70, 48, 48)  # 18 px of overlap
+    with torch.no_grad():
+        priors = middle.prior_for([2, 2], [left, right], (96, 160))
+    assert torch.allclose(priors[0][:, :, 30:], priors[1][:, :, :18], atol=1e-5)

@@ -10,10 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from archive_inpaint.config import ProgressiveConfig
 from archive_inpaint.inference.fill import composite
 from archive_inpaint.inference.stage_predictors import PatchStagePredictor
-from archive_inpaint.inference.tiles import Tile, blend_tiles, tile_grid, tiles_touching
 from archive_inpaint.media.frame_store import FrameStore
 
 
@@ -22,33 +20,22 @@ def fill_frame_tiled(
     frame_id: int,
     frame: np.ndarray,
     hole: np.ndarray,
-    config: ProgressiveConfig,
     all_tiles: bool = False,
 ) -> tuple[np.ndarray, int]:
-    """One native frame (H, W, 3) filled inside ``hole`` (H, W); returns it and the tile count.
-
-    ``all_tiles`` computes every tile of the grid (for benchmarking what mask-only tiling saves).
-    """
-    height, width = hole.shape
-    grid = tile_grid(height, width, config.patch_size, config.tile_overlap)
-    tiles = grid if all_tiles else tiles_touching(hole, grid, config.tile_margin)
-
-    def predict(batch: list[Tile]) -> np.ndarray:
-        output = predictor.predict([frame_id] * len(batch), batch)
-        return output.permute(0, 2, 3, 1).float().cpu().numpy()
-
-    blended = blend_tiles(height, width, tiles, predict, config.tile_overlap, config.tile_batch_size)
+    """One native frame (H, W, 3) filled inside ``hole`` (H, W) by the last stage; returns it and
+    the tile count. ``all_tiles`` computes every tile of the grid (for benchmarking what
+    mask-only tiling saves)."""
+    blended, count = predictor.fill_tiles(frame_id, hole, all_tiles)
     if blended is None:
         return frame.copy(), 0
     # Every hole pixel lies in a computed tile, so the composite only touches the tiles' box;
     # a full-frame float buffer would cost 100 MB at 4K.
     peak = float(np.iinfo(frame.dtype).max)
-    rows = slice(blended.top, blended.top + blended.values.shape[0])
-    cols = slice(blended.left, blended.left + blended.values.shape[1])
+    rows, cols = blended.rows_and_cols()
     fill = (np.clip(blended.values, -1.0, 1.0) + 1.0) * (peak / 2.0)
     result = frame.copy()
     result[rows, cols] = composite(frame[rows, cols], fill, hole[rows, cols])
-    return result, len(tiles)
+    return result, count
 
 
 @torch.no_grad()
@@ -57,7 +44,6 @@ def fill_shot_tiled(
     frames: FrameStore,
     holes: FrameStore,
     output: FrameStore,
-    config: ProgressiveConfig,
 ) -> int:
     """Fill every frame of ``frames`` into ``output``; returns the number of tiles computed."""
     predictor.network.eval()
@@ -66,7 +52,7 @@ def fill_shot_tiled(
         hole = holes.frame(index)[..., 0].astype(bool)
         frame = frames.frame(index)
         if hole.any():
-            frame, count = fill_frame_tiled(predictor, index, frame, hole, config)
+            frame, count = fill_frame_tiled(predictor, index, frame, hole)
             computed += count
         output.write(index, frame)
     return computed

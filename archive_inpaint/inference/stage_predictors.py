@@ -15,8 +15,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from archive_inpaint.inference.tiles import Tile
-from archive_inpaint.models.iivi_net import DOWNSAMPLE_FACTOR, IIVINet
+from archive_inpaint.config import ProgressiveConfig
+from archive_inpaint.inference.tiles import BlendedRegion, Tile, blend_tiles, tile_grid, tiles_touching
+from archive_inpaint.models.iivi_net import DOWNSAMPLE_FACTOR, IIVINet, IIVIOutput
 from archive_inpaint.training.stage_data import StageData, place_hole, resample_onto
 from archive_inpaint.training.working_set import WorkingSet
 
@@ -73,17 +74,27 @@ def pad_to_stride(tensor: torch.Tensor) -> torch.Tensor:
 
 
 class PatchStagePredictor:
+    """A patch stage. ``tiling`` says how it fills a whole frame (tile size, overlap, margin,
+    batch); ``context`` is the margin it sees around a box it is asked for in training."""
+
     def __init__(
         self,
         network: IIVINet,
         data: StageData,
         previous: CoarseStagePredictor | PatchStagePredictor,
-        context: int,
+        tiling: ProgressiveConfig,
         device: torch.device,
     ) -> None:
         self.network, self.data, self.previous = network, data, previous
         self.size = (data.stage.height, data.stage.width)
-        self.context, self.device = context, device
+        self.tiling, self.device = tiling, device
+        self.context = tiling.patch_size // 4
+        self._cache: tuple[int, torch.Tensor] | None = None
+
+    def use_data(self, data: StageData) -> None:
+        """Read frames from ``data`` from now on (e.g. to fill frames of another store with the
+        trained stage); forgets the frame it had filled."""
+        self.data, self._cache = data, None
 
     def inputs(self, frame_ids: list[int], tiles: list[Tile], extra: ExtraHoles = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(images, holes) of ``tiles`` as (N, 3, h, w) floats and (N, 1, h, w) {0, 1}."""
@@ -96,7 +107,9 @@ class PatchStagePredictor:
             torch.from_numpy(holes)[:, None].to(self.device, torch.float32),
         )
 
-    def run(self, images: torch.Tensor, holes: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
+    def run(
+        self, images: torch.Tensor, holes: torch.Tensor, prior: torch.Tensor
+    ) -> tuple[torch.Tensor, IIVIOutput]:
         """The network on inputs of any size (padded to the stride); cropped back."""
         height, width = images.shape[-2:]
         output = self.network(pad_to_stride(images), pad_to_stride(holes), pad_to_stride(prior))
@@ -110,11 +123,48 @@ class PatchStagePredictor:
         final, _ = self.run(images, holes, prior)
         return final * holes + images * (1.0 - holes)
 
+    def fill_tiles(self, frame_id: int, hole: np.ndarray, all_tiles: bool = False) -> tuple[BlendedRegion | None, int]:
+        """This stage's fill of one frame with ``hole`` (its real hole at this stage's size):
+        the tiles touching the hole (or ``all_tiles``), predicted in batches and blended.
+        Returns the blend (values in [-1, 1]) and the number of tiles computed."""
+        height, width = self.size
+        grid = tile_grid(height, width, self.tiling.patch_size, self.tiling.tile_overlap)
+        tiles = grid if all_tiles else tiles_touching(hole, grid, self.tiling.tile_margin)
+
+        def predict(batch: list[Tile]) -> np.ndarray:
+            return self.predict([frame_id] * len(batch), batch).permute(0, 2, 3, 1).float().cpu().numpy()
+
+        blended = blend_tiles(height, width, tiles, predict, self.tiling.tile_overlap, self.tiling.tile_batch_size)
+        return blended, len(tiles)
+
+    @torch.no_grad()
+    def filled_frame(self, frame_id: int) -> torch.Tensor:
+        """(1, 3, H, W) at this stage's size: the frame with its hole filled tile by tile.
+        Kept for the last frame asked: inference asks for many tiles of one frame in a row."""
+        if self._cache is None or self._cache[0] != frame_id:
+            whole = Tile(0, 0, *self.size)
+            image = self.data.image(frame_id, whole)
+            hole = self.data.hole(frame_id, whole)
+            blended, _ = self.fill_tiles(frame_id, hole)
+            if blended is not None:
+                rows, cols = blended.rows_and_cols()
+                image[rows, cols] = np.where(hole[rows, cols, None], blended.values, image[rows, cols])
+            self._cache = (frame_id, torch.from_numpy(image).permute(2, 0, 1)[None].to(self.device))
+        return self._cache[1]
+
     def prior_for(
         self, frame_ids: list[int], tiles: list[Tile], next_size: tuple[int, int], extra: ExtraHoles = None
     ) -> torch.Tensor:
-        """The next stage's prior on ``tiles``: this stage's fill of the box under each tile, with
-        ``context`` px around it so the fill near the tile's edge sees past it."""
+        """The next stage's prior on ``tiles``.
+
+        At inference (no extra holes) every tile of a frame resamples the same filled frame, so
+        neighbouring tiles get the same prior where they overlap and each part of it is computed
+        once. In training, each patch hides its own pseudo-hole, so each gets this stage's fill
+        of the box under it, with ``context`` px around it so the fill near the edge sees past it.
+        """
+        if extra is None and len(set(frame_ids)) == 1:
+            source = self.filled_frame(frame_ids[0]).expand(len(tiles), -1, -1, -1)
+            return resample_onto(source, (0, 0), self.size, next_size, tiles)
         priors = []
         for index, (frame, tile) in enumerate(zip(frame_ids, tiles)):
             hole = None if extra is None else extra[index]

@@ -106,8 +106,10 @@ class BlendedRegion:
     left: int
     values: np.ndarray  # (h, w, C) float32
 
-    def crop(self, top: int, left: int, height: int, width: int) -> np.ndarray:
-        return self.values[top - self.top : top - self.top + height, left - self.left : left - self.left + width]
+    def rows_and_cols(self) -> tuple[slice, slice]:
+        """Where ``values`` lies in the frame."""
+        height, width = self.values.shape[:2]
+        return slice(self.top, self.top + height), slice(self.left, self.left + width)
 
 
 # Predicts a batch of tiles: -> (N, h, w, C) float array, one prediction per tile.

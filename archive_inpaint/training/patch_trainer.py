@@ -122,7 +122,7 @@ def train_patch_stage(
     network = patch_stage_network(config, stage.index, device)
     optimizer = torch.optim.Adam(network.parameters(), lr=prog.learning_rate)
     generator = torch.Generator().manual_seed(config.train.seed + 1000 * stage.index)
-    predictor = PatchStagePredictor(network, data, previous, context=prog.patch_size // 4, device=device)
+    predictor = PatchStagePredictor(network, data, previous, prog, device)
     resumable = Resumable(
         network, optimizer, generator, checkpoint_dir,
         patch_stage_fingerprint(base_fingerprint, stage.index, data, config),
