@@ -36,7 +36,7 @@ from archive_inpaint.training.mask_propagation import propagate_masks
 from archive_inpaint.training.patch_trainer import train_patch_stage
 from archive_inpaint.training.stage_data import StageData
 from archive_inpaint.training.stages import plan_stages
-from archive_inpaint.training.trainer import CheckpointCallback, StepCallback, run_fingerprint, train
+from archive_inpaint.training.trainer import CheckpointCallback, StepCallback, train
 from archive_inpaint.training.working_set import build_working_set
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ class InpaintResult:
     # The last patch stage (None for a whole-frame run): lets a caller fill more frames or time
     # the tiled fill without retraining.
     final_stage: PatchStagePredictor | None = None
-    contextual_encoder: str | None = None  # tiles computed by grid inference (patch stages only)
+    contextual_encoder: str | None = None  # the contextual loss's encoder, when it ran
 
 
 def inpaint_arrays(
@@ -127,7 +127,10 @@ def inpaint_stores(
     ``result.frames`` is left empty here; ``inpaint_arrays`` fills it for in-memory callers.
     """
     empty = np.empty((0,), dtype=frames.dtype)
-    if not any(holes.frame(index).any() for index in range(holes.num_frames)):
+    # Built first: its holes are every frame's hole at the working size, and resizing keeps a
+    # non-empty hole non-empty, so the empty-mask check needs no second pass over the masks.
+    working_set = build_working_set(frames, holes, config.train.working_long_side, device)
+    if not bool(working_set.holes.any()):
         # Nothing to remove: the output is the input, and no GPU time is spent learning nothing.
         log.warning("the mask is empty in every frame; the output is the input unchanged")
         for index in range(frames.num_frames):
@@ -135,7 +138,6 @@ def inpaint_stores(
         return InpaintResult(empty, 0, 0, 0.0, 0.0, shape=frames.shape)
     stages = plan_stages(frames.height, frames.width, config.train.working_long_side, config.progressive)
     total = config.train.iterations + (len(stages) - 1) * config.progressive.iterations
-    working_set = build_working_set(frames, holes, config.train.working_long_side, device)
     trained = train(
         working_set,
         config,
@@ -164,7 +166,7 @@ def inpaint_stores(
             StageData(frames, holes, stage),
             predictor,
             config,
-            run_fingerprint(working_set, config),
+            trained.fingerprint,
             device,
             checkpoint_dir=checkpoint_dir,
             on_step=_offset_progress(on_step, done, total),

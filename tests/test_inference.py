@@ -137,6 +137,20 @@ def test_empty_mask_returns_input_unchanged_without_training():
     assert result.iterations == 0 and result.loss_history == []
 
 
+def test_a_one_pixel_hole_survives_the_working_size_and_is_filled():
+    """A hole far smaller than one working pixel still makes a working hole: it is not taken
+    for an empty mask, and the shot is trained and filled."""
+    frames = moving_texture(3, 96, 128, seed=3)
+    holes = np.zeros((3, 96, 128), dtype=bool)
+    holes[1, 41, 77] = True
+    config = tiny_config(2, working_long_side=32)  # a quarter of the frame's long side
+    working_set = build_working_set(frames, holes, 32, CPU)
+    assert working_set.is_resampled and int(working_set.holes.sum()) >= 1
+    result = inpaint_arrays(frames, holes, config, CPU)
+    assert result.iterations == 2
+    _assert_only_holes_changed(frames, result.frames, holes)
+
+
 def test_sixteen_bit_file_round_trip_keeps_known_pixels(tmp_path):
     frames = moving_texture(5, 24, 32, dtype=np.uint16, seed=8)
     frames[..., 1] |= 0x0003  # low bits that an 8-bit path would lose

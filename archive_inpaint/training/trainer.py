@@ -42,6 +42,8 @@ class TrainingResult:
     loss_history: list[float] = field(default_factory=list)
     seconds: float = 0.0
     contextual_encoder: str | None = None  # the contextual loss's features, when it ran
+    # What the checkpoints are of (run_fingerprint); the patch stages build theirs on it.
+    fingerprint: str = ""
 
 
 def run_fingerprint(working_set: WorkingSet, config: IIVIConfig) -> str:
@@ -118,9 +120,9 @@ def train(
     network = make_network(config, device)
     optimizer = torch.optim.Adam(network.parameters(), lr=train_cfg.learning_rate)
     generator = torch.Generator().manual_seed(train_cfg.seed)
+    fingerprint = run_fingerprint(working_set, config)  # hashes every working image: once per run
     resumable = Resumable(
-        network, optimizer, generator, checkpoint_dir, run_fingerprint(working_set, config),
-        train_cfg.keep_checkpoints,
+        network, optimizer, generator, checkpoint_dir, fingerprint, train_cfg.keep_checkpoints
     )
     start, history = resumable.restore()
     if start:
@@ -156,4 +158,5 @@ def train(
         loss_history=history,
         seconds=time.perf_counter() - began,
         contextual_encoder=None if regularizers is None else regularizers.encoder_name,
+        fingerprint=fingerprint,
     )
