@@ -118,6 +118,19 @@ def _to_working(
 
 
 @torch.no_grad()
+def mask_probability(network: MaskNet, frame: np.ndarray, config: MaskPropagationConfig, device: torch.device) -> np.ndarray:
+    """(H, W) float32: the network's probability that each pixel of ``frame`` is the object,
+    at the frame's own size."""
+    network.eval()
+    height, width = frame.shape[:2]
+    work_h, work_w = working_size(height, width, config.working_long_side)
+    image, _ = _to_working(frame, None, config.working_long_side, network.stride, device)
+    probability = torch.sigmoid(network(image[None]))[0, 0, :work_h, :work_w].float().cpu().numpy()
+    if (work_h, work_w) != (height, width):
+        probability = cv2.resize(probability, (width, height), interpolation=cv2.INTER_LINEAR)
+    return probability
+
+
 def predict_masks(
     network: MaskNet,
     frames: FrameStore,
@@ -126,14 +139,8 @@ def predict_masks(
     device: torch.device,
 ) -> None:
     """Write a (H, W, 1) bool mask for every frame of ``frames`` into ``output``."""
-    network.eval()
-    height, width = frames.height, frames.width
-    work_h, work_w = working_size(height, width, config.working_long_side)
     for index in range(frames.num_frames):
-        image, _ = _to_working(frames.frame(index), None, config.working_long_side, network.stride, device)
-        probability = torch.sigmoid(network(image[None]))[0, 0, :work_h, :work_w].float().cpu().numpy()
-        if (work_h, work_w) != (height, width):
-            probability = cv2.resize(probability, (width, height), interpolation=cv2.INTER_LINEAR)
+        probability = mask_probability(network, frames.frame(index), config, device)
         output.write(index, (probability > config.threshold)[..., None])
 
 
