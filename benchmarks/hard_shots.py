@@ -1,7 +1,7 @@
 """Hard shots: what the regularizers and single-frame masks do, on cases built to need them.
 
     python benchmarks/hard_shots.py [--iterations 800] [--frames 24] [--device auto]
-        [--stabilization 0.2] [--contextual 0.1] [--out results.json] [--write-markdown PATH]
+        [--stabilization 0.2] [--contextual 0.1[,0.01,...]] [--out results.json] [--write-markdown PATH]
 
 Three cases, each with ground truth (IIVI §3.3, §3.4, §4.2):
 
@@ -54,7 +54,12 @@ import torch  # noqa: E402
 from archive_inpaint.config import IIVIConfig, RegularizerConfig, preset  # noqa: E402
 from archive_inpaint.pipeline import inpaint_arrays, resolve_device  # noqa: E402
 from archive_inpaint.media import read_frames  # noqa: E402
-from archive_inpaint.training.mask_propagation import mask_probability, train_mask_network  # noqa: E402
+from archive_inpaint.training.mask_propagation import (  # noqa: E402
+    margin_px,
+    mask_probability,
+    probability_to_mask,
+    train_mask_network,
+)
 from benchmarks.metrics import score_hole  # noqa: E402
 
 FOOTAGE = REPO_ROOT.parent / "shared" / "footage"
@@ -161,6 +166,11 @@ def engine(frames: np.ndarray, holes: np.ndarray, config: IIVIConfig, device: to
     return result.frames, time.perf_counter() - began
 
 
+def weights(values: str) -> list[float]:
+    """'0.2' or a sweep '0.01,0.03,0.1'."""
+    return [float(v) for v in values.split(",")]
+
+
 def with_regularizers(config: IIVIConfig, **weights: float) -> IIVIConfig:
     return dataclasses.replace(config, regularizers=RegularizerConfig(**weights))
 
@@ -174,10 +184,11 @@ def deficiency_case(photo: np.ndarray, args: argparse.Namespace, device: torch.d
         "never_visible_px_per_frame": float(np.mean([r.sum() for r in regions])),
         "truth_flicker": flicker(frames, offsets, regions),
     }
-    for name, config in (
-        ("reconstruction only", base),
-        (f"stabilization {args.stabilization}", with_regularizers(base, stabilization_weight=args.stabilization)),
-    ):
+    runs = [("reconstruction only", base)] + [
+        (f"stabilization {weight}", with_regularizers(base, stabilization_weight=weight))
+        for weight in weights(args.stabilization)
+    ]
+    for name, config in runs:
         print(f"[deficiency] {name}", file=sys.stderr, flush=True)
         filled, seconds = engine(frames, holes, config, device)
         scores = score_hole(frames, filled, holes)
@@ -200,10 +211,10 @@ def ambiguity_case(photo: np.ndarray, args: argparse.Namespace, device: torch.de
     base = preset("fast").with_overrides(iterations=args.iterations)
     truth_energy = gradient_energy(frames, holes)
     report: dict[str, Any] = {"truth_gradient_energy": truth_energy}
-    for name, config in (
-        ("reconstruction only", base),
-        (f"contextual {args.contextual}", with_regularizers(base, contextual_weight=args.contextual)),
-    ):
+    runs = [("reconstruction only", base)] + [
+        (f"contextual {weight}", with_regularizers(base, contextual_weight=weight)) for weight in weights(args.contextual)
+    ]
+    for name, config in runs:
         print(f"[ambiguity] {name}", file=sys.stderr, flush=True)
         filled, seconds = engine(frames, holes, config, device)
         scores = score_hole(frames, filled, holes)
@@ -265,8 +276,10 @@ def propagation_case(
     trained = train_mask_network(frames[0], truth[0], config, device)
     probabilities = [mask_probability(trained.network, frames[t], config, device) for t in range(1, len(frames))]
     seconds = time.perf_counter() - began
+    # As the product predicts them: the configured threshold and margin.
     per_frame = [
-        {"frame": names[t], **mask_scores(probabilities[t - 1] > config.threshold, truth[t])} for t in range(1, len(frames))
+        {"frame": names[t], **mask_scores(probability_to_mask(probabilities[t - 1], config), truth[t])}
+        for t in range(1, len(frames))
     ]
     thresholds = [float(v) for v in args.mask_thresholds.split(",")]
     dilations = [int(v) for v in args.mask_dilations.split(",")]
@@ -276,6 +289,7 @@ def propagation_case(
         "settings": score_mask_settings(probabilities, list(truth[1:]), thresholds, dilations),
         "seconds": seconds,
         "config": dataclasses.asdict(config),
+        "margin_px": margin_px(*truth.shape[1:], config),
     }
 
 
@@ -360,8 +374,9 @@ def to_markdown(results: dict[str, Any]) -> str:
         if not single:
             continue
         lines += [
-            f"Single-frame masks: {single['label']}; frame 0 annotated, threshold "
-            f"{single['config']['threshold']}, no dilation ({single['seconds']:.0f} s):",
+            f"Single-frame masks: {single['label']}; frame 0 annotated; as predicted by default "
+            f"(threshold {single['config']['threshold']}, margin {single['config']['margin_working_px']} "
+            f"working px = {single['margin_px']} px) ({single['seconds']:.0f} s):",
             "",
             "| frame | IoU | recall | precision |",
             "|---|---|---|---|",
@@ -369,6 +384,8 @@ def to_markdown(results: dict[str, Any]) -> str:
         for f in single["frames"]:
             lines.append(f"| {f['frame']} | {f['iou']:.3f} | {f['recall']:.3f} | {f['precision']:.3f} |")
         lines += [
+            "",
+            "The network's probabilities at other settings (dilation in frame px):",
             "",
             "| threshold | dilation (px) | mean IoU | mean recall | worst recall | mean precision |",
             "|---|---|---|---|---|---|",
@@ -387,8 +404,8 @@ def main() -> None:
     parser.add_argument("--cases", default="deficiency,ambiguity,single-frame,moved-object")
     parser.add_argument("--iterations", type=int, default=800)
     parser.add_argument("--frames", type=int, default=24)
-    parser.add_argument("--stabilization", type=float, default=0.2)
-    parser.add_argument("--contextual", type=float, default=0.1)
+    parser.add_argument("--stabilization", default="0.2", help="weight, or a comma list to sweep")
+    parser.add_argument("--contextual", default="0.1", help="weight, or a comma list to sweep")
     parser.add_argument("--mask-iterations", type=int, default=0, help="mask network steps (default: the fast preset's)")
     parser.add_argument("--mask-thresholds", default="0.5,0.3,0.2,0.1")
     parser.add_argument("--mask-dilations", default="0,2,4,8")

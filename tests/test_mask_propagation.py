@@ -14,7 +14,13 @@ from archive_inpaint.media import MediaError, read_frames, write_frames
 from archive_inpaint.media.frame_store import FrameStore
 from archive_inpaint.models.mask_net import MaskNet, MaskNetConfig
 from archive_inpaint.pipeline import ShotInputs, inpaint_files, predicted_masks_path
-from archive_inpaint.training.mask_propagation import paste_batch, propagate_masks, weighted_bce
+from archive_inpaint.training.mask_propagation import (
+    margin_px,
+    paste_batch,
+    probability_to_mask,
+    propagate_masks,
+    weighted_bce,
+)
 from engine_fixtures import tiny_config, write_gray_video
 
 CPU = torch.device("cpu")
@@ -77,6 +83,30 @@ def test_masks_are_propagated_from_one_annotated_frame():
         intersection = (masks[t] & holes[t]).sum()
         union = (masks[t] | holes[t]).sum()
         assert intersection / union > 0.6, f"frame {t}: IoU {intersection / union:.2f}"
+        assert intersection / holes[t].sum() > 0.9, f"frame {t}: recall {intersection / holes[t].sum():.2f}"
+
+
+def test_predicted_masks_favour_recall_with_a_margin_scaled_to_the_frame():
+    """Threshold below one half, then a margin of ``margin_working_px`` working pixels, which is
+    more frame pixels the more the frame was downscaled for the network."""
+    config = MaskPropagationConfig(working_long_side=320, threshold=0.3, margin_working_px=1.0)
+    assert margin_px(180, 320, config) == 1  # the network works at the frame's own size
+    assert margin_px(360, 640, config) == 2
+    assert margin_px(563, 1000, config) == 4  # 3.125 frame px per working px, rounded up
+
+    probability = np.zeros((360, 640), dtype=np.float32)
+    probability[100, 200] = 0.35  # unsure, but above the threshold: kept
+    probability[300, 500] = 0.25  # below it: dropped
+    mask = probability_to_mask(probability, config)
+    rows, cols = np.nonzero(mask)
+    assert not mask[300, 500] and mask[100, 200]
+    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (98, 102, 198, 202)  # grown by 2 px
+    no_margin = MaskPropagationConfig(working_long_side=320, threshold=0.3, margin_working_px=0.0)
+    assert int(probability_to_mask(probability, no_margin).sum()) == 1
+    with pytest.raises(ValueError, match="threshold"):
+        MaskPropagationConfig(threshold=1.0)
+    with pytest.raises(ValueError, match="margin_working_px"):
+        MaskPropagationConfig(margin_working_px=-1.0)
 
 
 def test_mask_network_shapes_and_stride():
