@@ -54,6 +54,7 @@ import torch  # noqa: E402
 from archive_inpaint.config import IIVIConfig, RegularizerConfig, preset  # noqa: E402
 from archive_inpaint.pipeline import inpaint_arrays, resolve_device  # noqa: E402
 from archive_inpaint.media import read_frames  # noqa: E402
+from archive_inpaint.media.masks import dilate_holes  # noqa: E402
 from archive_inpaint.training.mask_propagation import (  # noqa: E402
     margin_px,
     mask_probability,
@@ -244,13 +245,10 @@ def score_mask_settings(
     rows = []
     for threshold in thresholds:
         for dilation in dilations:
-            kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * dilation + 1, 2 * dilation + 1))
-            per_frame = []
-            for probability, truth in zip(probabilities, truths):
-                mask = probability > threshold
-                if dilation:
-                    mask = cv2.dilate(mask.astype(np.uint8), kernel) > 0
-                per_frame.append(mask_scores(mask, truth))
+            per_frame = [
+                mask_scores(dilate_holes((probability > threshold)[None], dilation)[0], truth)
+                for probability, truth in zip(probabilities, truths)
+            ]
             rows.append(
                 {
                     "threshold": threshold,

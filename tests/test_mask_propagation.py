@@ -12,6 +12,7 @@ import torch
 from archive_inpaint.config import MaskPropagationConfig
 from archive_inpaint.media import MediaError, read_frames, write_frames
 from archive_inpaint.media.frame_store import FrameStore
+from archive_inpaint.media.masks import dilate_holes
 from archive_inpaint.models.mask_net import MaskNet, MaskNetConfig
 from archive_inpaint.pipeline import ShotInputs, inpaint_files, predicted_masks_path
 from archive_inpaint.training.mask_propagation import (
@@ -84,6 +85,17 @@ def test_masks_are_propagated_from_one_annotated_frame():
         union = (masks[t] | holes[t]).sum()
         assert intersection / union > 0.6, f"frame {t}: IoU {intersection / union:.2f}"
         assert intersection / holes[t].sum() > 0.9, f"frame {t}: recall {intersection / holes[t].sum():.2f}"
+
+
+def test_dilate_grows_the_annotated_and_the_predicted_masks():
+    frames, holes = object_shot(num_frames=3)
+    config = MaskPropagationConfig(model=MaskNetConfig(width=4, depth=2), iterations=5, batch_size=2)
+    plain, grown = (FrameStore.create((3, 64, 80, 1), bool) for _ in range(2))
+    propagate_masks(FrameStore.from_array(frames), holes[1], 1, config, CPU, plain)
+    propagate_masks(FrameStore.from_array(frames), holes[1], 1, config, CPU, grown, dilate=2)
+    assert np.array_equal(grown.frame(1)[..., 0], dilate_holes(holes[1][None], 2)[0])
+    for t in (0, 2):
+        assert np.array_equal(grown.frame(t)[..., 0], dilate_holes(plain.frame(t)[..., 0][None], 2)[0])
 
 
 def test_predicted_masks_favour_recall_with_a_margin_scaled_to_the_frame():

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from archive_inpaint.media.frame_store import FrameStore
+from archive_inpaint.media.masks import dilate_holes
 from archive_inpaint.config import MaskPropagationConfig
 from archive_inpaint.models.mask_net import MaskNet
 from archive_inpaint.training.working_set import resize_frame, to_unit_range, working_size
@@ -142,25 +143,7 @@ def margin_px(height: int, width: int, config: MaskPropagationConfig) -> int:
 
 def probability_to_mask(probability: np.ndarray, config: MaskPropagationConfig) -> np.ndarray:
     """(H, W) bool: ``probability`` above the threshold, grown by the margin."""
-    mask = probability > config.threshold
-    grow = margin_px(*probability.shape, config)
-    if grow:
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
-        mask = cv2.dilate(mask.astype(np.uint8), kernel) > 0
-    return mask
-
-
-def predict_masks(
-    network: MaskNet,
-    frames: FrameStore,
-    output: FrameStore,
-    config: MaskPropagationConfig,
-    device: torch.device,
-) -> None:
-    """Write a (H, W, 1) bool mask for every frame of ``frames`` into ``output``."""
-    for index in range(frames.num_frames):
-        probability = mask_probability(network, frames.frame(index), config, device)
-        output.write(index, probability_to_mask(probability, config)[..., None])
+    return dilate_holes((probability > config.threshold)[None], margin_px(*probability.shape, config))[0]
 
 
 def propagate_masks(
@@ -178,17 +161,21 @@ def propagate_masks(
     every other frame gets the prediction. ``dilate`` grows every mask by that many px.
     """
     trained = train_mask_network(frames.frame(annotated_frame), annotation, config, device)
-    predict_masks(trained.network, frames, output, config, device)
-    output.write(annotated_frame, annotation[..., None])
-    if dilate:
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * dilate + 1, 2 * dilate + 1))
-        for index in range(output.num_frames):
-            grown = cv2.dilate(output.frame(index)[..., 0].astype(np.uint8), kernel) > 0
-            output.write(index, grown[..., None])
+    # One pass: predict, grow by ``dilate`` and write each frame (the annotated one is not
+    # predicted at all).
+    hole_share = 0.0
+    for index in range(frames.num_frames):
+        if index == annotated_frame:
+            mask = annotation
+        else:
+            mask = probability_to_mask(mask_probability(trained.network, frames.frame(index), config, device), config)
+        mask = dilate_holes(mask[None], dilate)[0]
+        hole_share += float(mask.mean()) / frames.num_frames
+        output.write(index, mask[..., None])
     log.info(
         "single-frame mask: trained %d steps in %.1f s; mean predicted hole share %.4f",
         config.iterations,
         trained.seconds,
-        float(np.mean([output.frame(i).mean() for i in range(output.num_frames)])),
+        hole_share,
     )
     return trained
