@@ -123,10 +123,9 @@ def train_patch_stage(
     optimizer = torch.optim.Adam(network.parameters(), lr=prog.learning_rate)
     generator = torch.Generator().manual_seed(config.train.seed + 1000 * stage.index)
     predictor = PatchStagePredictor(network, data, previous, prog, device)
+    fingerprint = patch_stage_fingerprint(base_fingerprint, stage.index, data, config)
     resumable = Resumable(
-        network, optimizer, generator, checkpoint_dir,
-        patch_stage_fingerprint(base_fingerprint, stage.index, data, config),
-        config.train.keep_checkpoints,
+        network, optimizer, generator, checkpoint_dir, fingerprint, config.train.keep_checkpoints
     )
     start, history = resumable.restore()
     if start:
@@ -154,5 +153,7 @@ def train_patch_stage(
             if saved is not None and on_checkpoint is not None:
                 on_checkpoint(saved)
     network.eval()
-    result = TrainingResult(network, max(start, prog.iterations), start, history, time.perf_counter() - began)
+    result = TrainingResult(
+        network, max(start, prog.iterations), start, fingerprint, history, time.perf_counter() - began
+    )
     return predictor, result

@@ -39,11 +39,12 @@ class TrainingResult:
     network: IIVINet
     iterations: int
     resumed_from: int
+    # What the checkpoints are of (the run's or the patch stage's fingerprint); a patch stage
+    # builds its own on the whole-frame run's.
+    fingerprint: str
     loss_history: list[float] = field(default_factory=list)
     seconds: float = 0.0
     contextual_encoder: str | None = None  # the contextual loss's features, when it ran
-    # What the checkpoints are of (run_fingerprint); the patch stages build theirs on it.
-    fingerprint: str = ""
 
 
 def run_fingerprint(working_set: WorkingSet, config: IIVIConfig) -> str:
@@ -155,8 +156,8 @@ def train(
         network=network,
         iterations=max(start, train_cfg.iterations),
         resumed_from=start,
+        fingerprint=fingerprint,
         loss_history=history,
         seconds=time.perf_counter() - began,
         contextual_encoder=None if regularizers is None else regularizers.encoder_name,
-        fingerprint=fingerprint,
     )
