@@ -21,7 +21,7 @@ from rich.progress import (
 from rich.table import Table
 
 from archive_inpaint import __version__
-from archive_inpaint.config import PRESETS, preset
+from archive_inpaint.config import METHODS, PRESETS, preset
 from archive_inpaint.media import MediaError, output_kind_for
 from archive_inpaint.pipeline import ShotInputs, inpaint_files, resolve_device
 
@@ -99,6 +99,9 @@ def inpaint(
             help="Output: .mkv = lossless FFV1, .mp4/.mov = H.264 preview, no suffix = PNG sequence folder.",
         ),
     ],
+    method: Annotated[
+        str, typer.Option(help=f"Internal-learning method: {', '.join(METHODS)} (see the README).")
+    ] = "iivi",
     preset_name: Annotated[
         str, typer.Option("--preset", help=f"One of: {', '.join(PRESETS)}.")
     ] = "fast",
@@ -177,9 +180,9 @@ def inpaint(
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
-    """Train the IIVI network on one shot and write the shot with its masked regions filled."""
+    """Train a network on one shot (IIVI by default) and write the shot with its masked regions filled."""
     try:
-        config = preset(preset_name).with_overrides(
+        config = preset(preset_name, method).with_overrides(
             iterations=iterations,
             width=width,
             batch_size=batch_size,
@@ -325,6 +328,9 @@ def submit(
     results: Annotated[
         str | None, typer.Option(help="Results Parquet; default <output>/results.parquet.")
     ] = None,
+    method: Annotated[
+        str, typer.Option(help=f"Default method ({', '.join(METHODS)}); a row's method wins.")
+    ] = "iivi",
     preset_name: Annotated[
         str, typer.Option("--preset", help=f"Default preset ({', '.join(PRESETS)}); a row's preset wins.")
     ] = "fast",
@@ -356,12 +362,16 @@ def submit(
     if preset_name not in PRESETS:
         console.print(f"[red]error:[/red] unknown preset {preset_name!r}; choose one of {', '.join(PRESETS)}")
         raise typer.Exit(2)
+    if method not in METHODS:
+        console.print(f"[red]error:[/red] unknown method {method!r}; choose one of {', '.join(METHODS)}")
+        raise typer.Exit(2)
     from archive_inpaint.batch.options import RunOptions
 
     options = RunOptions(
         manifest_uri=manifest,
         output_uri=output,
         results_uri=results,
+        method=method,
         preset=preset_name,
         device=device,
         num_cpus=num_cpus,

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
+from archive_inpaint.models.dip_net import DIPNetConfig
 from archive_inpaint.models.iivi_net import IIVINetConfig
+from archive_inpaint.models.lgtsm_net import LGTSMNetConfig, TemporalDiscriminatorConfig
 from archive_inpaint.models.mask_net import MaskNetConfig
 
 
@@ -28,6 +30,9 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 250
     keep_checkpoints: int = 2
+    # Stop early when training has taken this long (seconds; None: run every iteration). The
+    # iteration count stays the schedule's ceiling, so a budgeted run is the same run cut short.
+    time_budget_seconds: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("iterations", "batch_size", "working_long_side", "checkpoint_every", "keep_checkpoints"):
@@ -35,6 +40,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+        if self.time_budget_seconds is not None and not self.time_budget_seconds > 0:
+            raise ValueError(f"time_budget_seconds must be positive, got {self.time_budget_seconds}")
 
 
 @dataclass(frozen=True)
@@ -166,14 +173,16 @@ class ProgressiveConfig:
 
 
 @dataclass(frozen=True)
-class IIVIConfig:
-    """Everything that determines an IIVI run's result (the device does not)."""
+class MethodConfig:
+    """What every method shares: how long and at what size it trains, how it fills, how masks
+    are predicted from one frame, and the high-resolution settings (patch stages are IIVI's;
+    the other methods fill at the working size and upsample inside the hole)."""
 
-    model: IIVINetConfig = field(default_factory=IIVINetConfig)
+    # The method's name (``--method``, the manifest's ``method`` column); set by each subclass.
+    method: ClassVar[str] = ""
     train: TrainConfig = field(default_factory=TrainConfig)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     progressive: ProgressiveConfig = field(default_factory=ProgressiveConfig)
-    regularizers: RegularizerConfig = field(default_factory=RegularizerConfig)
     mask_propagation: MaskPropagationConfig = field(default_factory=MaskPropagationConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -195,49 +204,119 @@ class IIVIConfig:
         stabilization_weight: float | None = None,
         contextual_weight: float | None = None,
         vgg19_weights: str | None = None,
-    ) -> IIVIConfig:
-        """A copy with the given fields replaced; ``None`` keeps the preset's value."""
-        train_changes = {
-            name: value
-            for name, value in {
-                "iterations": iterations,
-                "batch_size": batch_size,
-                "working_long_side": working_long_side,
-                "learning_rate": learning_rate,
-                "seed": seed,
-                "checkpoint_every": checkpoint_every,
-            }.items()
-            if value is not None
-        }
-        progressive_changes = {
-            name: value
-            for name, value in {
-                "max_stages": max_stages,
-                "iterations": patch_iterations,
-                "patch_size": patch_size,
-            }.items()
-            if value is not None
-        }
+    ) -> Any:
+        """A copy with the given fields replaced; ``None`` keeps the preset's value. Settings of
+        another method (e.g. IIVI's regularizer weights on a DIP-Vid-Flow run) are an error."""
+        train_changes = _given(
+            iterations=iterations,
+            batch_size=batch_size,
+            working_long_side=working_long_side,
+            learning_rate=learning_rate,
+            seed=seed,
+            checkpoint_every=checkpoint_every,
+        )
+        progressive_changes = _given(max_stages=max_stages, iterations=patch_iterations, patch_size=patch_size)
         if patch_size is not None:
             # The tiles keep the preset's share of overlap (a quarter of the tile).
             progressive_changes["tile_overlap"] = patch_size // 4
-        regularizer_changes = {
-            name: value
-            for name, value in {
-                "stabilization_weight": stabilization_weight,
-                "contextual_weight": contextual_weight,
-                "vgg19_weights": vgg19_weights,
-            }.items()
-            if value is not None
-        }
-        model = self.model if width is None else dataclasses.replace(self.model, width=width)
-        return dataclasses.replace(
-            self,
-            model=model,
-            train=dataclasses.replace(self.train, **train_changes),
-            progressive=dataclasses.replace(self.progressive, **progressive_changes),
-            regularizers=dataclasses.replace(self.regularizers, **regularizer_changes),
+        regularizer_changes = _given(
+            stabilization_weight=stabilization_weight,
+            contextual_weight=contextual_weight,
+            vgg19_weights=vgg19_weights,
         )
+        changes: dict[str, Any] = {
+            "train": dataclasses.replace(self.train, **train_changes),
+            "progressive": dataclasses.replace(self.progressive, **progressive_changes),
+        }
+        if width is not None:
+            changes["model"] = dataclasses.replace(self.model, width=width)  # type: ignore[attr-defined]
+        if regularizer_changes:
+            if not hasattr(self, "regularizers"):
+                raise ValueError(f"{', '.join(regularizer_changes)}: IIVI settings, not {self.method}'s")
+            changes["regularizers"] = dataclasses.replace(self.regularizers, **regularizer_changes)
+        return dataclasses.replace(self, **changes)
+
+
+def _given(**values: Any) -> dict[str, Any]:
+    return {name: value for name, value in values.items() if value is not None}
+
+
+@dataclass(frozen=True)
+class IIVIConfig(MethodConfig):
+    """Everything that determines an IIVI run's result (the device does not)."""
+
+    method: ClassVar[str] = "iivi"
+    model: IIVINetConfig = field(default_factory=IIVINetConfig)
+    regularizers: RegularizerConfig = field(default_factory=RegularizerConfig)
+
+
+@dataclass(frozen=True)
+class FlowConfig:
+    """Optical-flow targets of DIP-Vid-Flow, estimated on the shot's frames at the working size."""
+
+    # "dis" or "farneback" (OpenCV, no weights needed); learned estimators plug in by name
+    # (archive_inpaint.training.optical_flow) where their weights are available.
+    estimator: str = "dis"
+    # Forward-backward check: score exp(-|f_ab + f_ba(x + f_ab)|^2 / 2) above this is reliable.
+    consistency_threshold: float = 0.5
+
+
+@dataclass(frozen=True)
+class DIPVidFlowConfig(MethodConfig):
+    """DIP-Vid-Flow (Zhang et al. 2019). ``train.batch_size`` frames a fixed stride apart form a
+    batch, trained for ``updates_per_batch`` consecutive steps before the next batch."""
+
+    method: ClassVar[str] = "dip-vid-flow"
+    # Whole frames at the working size only: the patch stages refine an IIVI network.
+    progressive: ProgressiveConfig = field(default_factory=lambda: ProgressiveConfig(max_stages=1))
+    model: DIPNetConfig = field(default_factory=DIPNetConfig)
+    flow: FlowConfig = field(default_factory=FlowConfig)
+    updates_per_batch: int = 100
+    # Loss weights (the paper's): image on known pixels, flow on reliable known flow, the
+    # image-flow consistency inside the holes, perceptual (only with VGG weights at hand).
+    image_weight: float = 1.0
+    flow_weight: float = 0.1
+    consistency_weight: float = 1.0
+    perceptual_weight: float = 0.01
+    vgg_weights: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.updates_per_batch < 1:
+            raise ValueError(f"updates_per_batch must be at least 1, got {self.updates_per_batch}")
+        if self.progressive.max_stages != 1:
+            raise ValueError("dip-vid-flow fills at the working size: progressive.max_stages must be 1")
+
+
+@dataclass(frozen=True)
+class LGTSMConfig(MethodConfig):
+    """LGTSM (Chang et al. 2019) trained on the shot: ``train.batch_size`` clips of
+    ``clip_length`` frames per step, with pseudo-holes as IIVI; an optional TSMGAN fine-tuning
+    for the last ``1 - gan_start_fraction`` of the steps when ``gan_weight`` > 0."""
+
+    method: ClassVar[str] = "lgtsm"
+    # Whole frames at the working size only: the patch stages refine an IIVI network.
+    progressive: ProgressiveConfig = field(default_factory=lambda: ProgressiveConfig(max_stages=1))
+    model: LGTSMNetConfig = field(default_factory=LGTSMNetConfig)
+    discriminator: TemporalDiscriminatorConfig = field(default_factory=TemporalDiscriminatorConfig)
+    clip_length: int = 7
+    # Long shots are filled in clips overlapping by this many frames, cross-faded (no seams).
+    clip_overlap: int = 2
+    # Perceptual and style terms need VGG weights (a local file); off without them.
+    perceptual_weight: float = 1.0
+    style_weight: float = 10.0
+    vgg_weights: str | None = None
+    gan_weight: float = 0.0
+    gan_start_fraction: float = 0.75
+
+    def __post_init__(self) -> None:
+        if self.clip_length < 2:
+            raise ValueError(f"clip_length must be at least 2, got {self.clip_length}")
+        if not 0 <= self.clip_overlap < self.clip_length:
+            raise ValueError(f"clip_overlap must be in [0, clip_length), got {self.clip_overlap}")
+        if not 0 <= self.gan_start_fraction < 1:
+            raise ValueError(f"gan_start_fraction must be in [0, 1), got {self.gan_start_fraction}")
+        if self.progressive.max_stages != 1:
+            raise ValueError("lgtsm fills at the working size: progressive.max_stages must be 1")
 
 
 # Stabilization pays where measured (benchmarks/hard_shots.py, deficiency case, 1,000 steps of
@@ -293,8 +372,81 @@ PRESETS: dict[str, IIVIConfig] = {
 }
 
 
-def preset(name: str) -> IIVIConfig:
+# DIP-Vid-Flow (method spec §2): the paper trains 192x384 frames, batches of 5 frames 1, 3 or 5
+# apart, 100 Adam steps (lr 1e-2) per batch, about 102k steps in all (6 h on a 1080 Ti).
+DIP_VID_FLOW_PRESETS: dict[str, DIPVidFlowConfig] = {
+    "fast": DIPVidFlowConfig(
+        model=DIPNetConfig(width=8, depth=5),
+        train=TrainConfig(iterations=2000, batch_size=4, learning_rate=1e-2, working_long_side=320),
+        # Fewer steps per batch than the paper's 100: a CPU budget of a few thousand steps must
+        # still visit most of the shot's batches.
+        updates_per_batch=20,
+        progressive=ProgressiveConfig(max_stages=1),
+        mask_propagation=PRESETS["fast"].mask_propagation,
+    ),
+    "standard": DIPVidFlowConfig(
+        model=DIPNetConfig(width=16, depth=6),
+        train=TrainConfig(
+            iterations=20000, batch_size=5, learning_rate=1e-2, working_long_side=384, checkpoint_every=1000
+        ),
+        updates_per_batch=50,
+        progressive=ProgressiveConfig(max_stages=1),
+        mask_propagation=PRESETS["standard"].mask_propagation,
+    ),
+    "quality": DIPVidFlowConfig(
+        model=DIPNetConfig(width=16, depth=6),
+        train=TrainConfig(
+            iterations=100000, batch_size=5, learning_rate=1e-2, working_long_side=384, checkpoint_every=2500
+        ),
+        updates_per_batch=100,
+        progressive=ProgressiveConfig(max_stages=1),
+        mask_propagation=PRESETS["quality"].mask_propagation,
+    ),
+}
+
+# LGTSM (method spec §3) was trained on datasets, not per shot: 7-frame clips at 320x180, nf 64,
+# Adam(amsgrad) lr 1e-4. Per shot it learns from pseudo-holes as IIVI does; the short CPU
+# schedule takes a larger step, as IIVI's fast preset.
+LGTSM_PRESETS: dict[str, LGTSMConfig] = {
+    "fast": LGTSMConfig(
+        model=LGTSMNetConfig(width=12),
+        train=TrainConfig(iterations=2000, batch_size=1, learning_rate=1e-3, working_long_side=320),
+        clip_length=5,
+        clip_overlap=2,
+        progressive=ProgressiveConfig(max_stages=1),
+        mask_propagation=PRESETS["fast"].mask_propagation,
+    ),
+    "standard": LGTSMConfig(
+        model=LGTSMNetConfig(width=32),
+        train=TrainConfig(
+            iterations=15000, batch_size=2, learning_rate=2e-4, working_long_side=640, checkpoint_every=1000
+        ),
+        progressive=ProgressiveConfig(max_stages=1),
+        mask_propagation=PRESETS["standard"].mask_propagation,
+    ),
+    "quality": LGTSMConfig(
+        model=LGTSMNetConfig(width=64),
+        train=TrainConfig(
+            iterations=60000, batch_size=5, learning_rate=1e-4, working_long_side=640, checkpoint_every=2500
+        ),
+        progressive=ProgressiveConfig(max_stages=1),
+        mask_propagation=PRESETS["quality"].mask_propagation,
+    ),
+}
+
+METHOD_PRESETS: dict[str, dict[str, MethodConfig]] = {
+    "iivi": PRESETS,
+    "dip-vid-flow": DIP_VID_FLOW_PRESETS,
+    "lgtsm": LGTSM_PRESETS,
+}
+METHODS = tuple(METHOD_PRESETS)
+
+
+def preset(name: str, method: str = "iivi") -> Any:
+    """The named preset of a method (``fast``, ``standard``, ``quality``)."""
+    if method not in METHOD_PRESETS:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     try:
-        return PRESETS[name]
+        return METHOD_PRESETS[method][name]
     except KeyError:
         raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}") from None

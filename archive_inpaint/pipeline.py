@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from archive_inpaint.config import IIVIConfig
-from archive_inpaint.inference.fill import fill_shot_into
+from archive_inpaint.config import IIVIConfig, MethodConfig
+from archive_inpaint.inference.fill import fill_shot_into, method_predictor
 from archive_inpaint.inference.progressive_fill import fill_shot_tiled
 from archive_inpaint.inference.stage_predictors import CoarseStagePredictor, PatchStagePredictor
 from archive_inpaint.media import (
@@ -81,19 +81,26 @@ class InpaintResult:
     # The last patch stage (None for a whole-frame run): lets a caller fill more frames or time
     # the tiled fill without retraining.
     final_stage: PatchStagePredictor | None = None
-    contextual_encoder: str | None = None  # the contextual loss's encoder, when it ran
+    method: str = "iivi"
+    # What the method used that its config does not say (e.g. the contextual loss's encoder).
+    provenance: dict = field(default_factory=dict)
+
+    @property
+    def contextual_encoder(self) -> str | None:
+        return self.provenance.get("contextual_encoder")
 
 
 def inpaint_arrays(
     frames: np.ndarray,
     holes: np.ndarray,
-    config: IIVIConfig,
+    config: MethodConfig,
     device: torch.device,
     checkpoint_dir: Path | None = None,
     on_step: StepCallback | None = None,
     on_checkpoint: CheckpointCallback | None = None,
 ) -> InpaintResult:
-    """Train f on ``frames`` (T, H, W, 3) uint8/uint16 with ``holes`` (T, H, W) bool and fill them."""
+    """Train the config's method on ``frames`` (T, H, W, 3) uint8/uint16 with ``holes`` (T, H, W)
+    bool and fill them."""
     if frames.shape[:3] != holes.shape:
         raise ValueError(f"frames {frames.shape} and holes {holes.shape} do not match")
     output = FrameStore.from_array(np.empty_like(frames))
@@ -115,7 +122,7 @@ def inpaint_stores(
     frames: FrameStore,
     holes: FrameStore,
     output: FrameStore,
-    config: IIVIConfig,
+    config: MethodConfig,
     device: torch.device,
     checkpoint_dir: Path | None = None,
     on_step: StepCallback | None = None,
@@ -135,7 +142,7 @@ def inpaint_stores(
         log.warning("the mask is empty in every frame; the output is the input unchanged")
         for index in range(frames.num_frames):
             output.write(index, frames.frame(index))
-        return InpaintResult(empty, 0, 0, 0.0, 0.0, shape=frames.shape)
+        return InpaintResult(empty, 0, 0, 0.0, 0.0, shape=frames.shape, method=config.method)
     stages = plan_stages(frames.height, frames.width, config.train.working_long_side, config.progressive)
     total = config.train.iterations + (len(stages) - 1) * config.progressive.iterations
     trained = train(
@@ -149,12 +156,15 @@ def inpaint_stores(
     train_seconds, history = trained.seconds, list(trained.loss_history)
     if len(stages) == 1:
         began = time.perf_counter()
-        fill_shot_into(trained.network, working_set, frames, holes, output, config.inference.batch_size)
+        predict = method_predictor(trained.method, trained.network, working_set)
+        fill_shot_into(predict, working_set, frames, holes, output, config.inference.batch_size)
         return InpaintResult(
             empty, trained.iterations, trained.resumed_from, train_seconds,
             time.perf_counter() - began, history, shape=frames.shape,
-            contextual_encoder=trained.contextual_encoder,
+            method=config.method, provenance=trained.provenance,
         )
+    # Patch stages refine IIVI's whole-frame network (the other methods' configs allow one stage).
+    assert isinstance(config, IIVIConfig)
     log.info(
         "progressive learning: %s",
         " -> ".join(f"{stage.width}x{stage.height}" for stage in stages),
@@ -181,7 +191,7 @@ def inpaint_stores(
     return InpaintResult(
         empty, done, trained.resumed_from, train_seconds, time.perf_counter() - began, history,
         stages=len(stages), tiles=tiles, shape=frames.shape, final_stage=predictor,
-        contextual_encoder=trained.contextual_encoder,
+        method=config.method, provenance=trained.provenance,
     )
 
 
@@ -241,7 +251,7 @@ def contact_sheet_path(output: Path) -> Path:
 def inpaint_files(
     inputs: ShotInputs,
     output: Path,
-    config: IIVIConfig,
+    config: MethodConfig,
     device: torch.device,
     output_kind: OutputKind | None = None,
     checkpoint_dir: Path | None = None,
@@ -295,7 +305,7 @@ def _single_frame_masks(
     inputs: ShotInputs,
     video: StoredFrames,
     mask_args: dict,
-    config: IIVIConfig,
+    config: MethodConfig,
     device: torch.device,
     output: Path,
     cleanup: ExitStack,

@@ -61,7 +61,7 @@ from archive_inpaint.training.mask_propagation import (  # noqa: E402
     probability_to_mask,
     train_mask_network,
 )
-from benchmarks.metrics import score_hole  # noqa: E402
+from benchmarks.metrics import best_match_psnr, score_hole  # noqa: E402
 
 FOOTAGE = REPO_ROOT.parent / "shared" / "footage"
 HEIGHT, WIDTH = 180, 320
@@ -119,30 +119,6 @@ def flicker(frames: np.ndarray, offsets: np.ndarray, regions: list[np.ndarray]) 
         if regions[t].any():
             changes.append(np.abs(frames[t].astype(np.float32) - aligned)[regions[t]].mean())
     return float(np.mean(changes))
-
-
-def best_match_psnr(frames: np.ndarray, holes: np.ndarray, patch: int = 8, window: int = 4) -> float:
-    """For 8x8 patches inside the hole of frame t, the best PSNR against any patch within
-    +-``window`` px in frame t+1, averaged (the temporal-consistency measure of LGTSM)."""
-    scores = []
-    for t in range(len(frames) - 1):
-        ys, xs = np.nonzero(holes[t])
-        if not len(ys):
-            continue
-        current, following = frames[t].astype(np.float32), frames[t + 1].astype(np.float32)
-        for y in range(ys.min(), ys.max() - patch + 2, patch):
-            for x in range(xs.min(), xs.max() - patch + 2, patch):
-                if not holes[t, y : y + patch, x : x + patch].all():
-                    continue
-                block = current[y : y + patch, x : x + patch]
-                best = np.inf
-                for dy in range(-window, window + 1):
-                    for dx in range(-window, window + 1):
-                        yy, xx = y + dy, x + dx
-                        if 0 <= yy <= HEIGHT - patch and 0 <= xx <= WIDTH - patch:
-                            best = min(best, float(np.mean((block - following[yy : yy + patch, xx : xx + patch]) ** 2)))
-                scores.append(10 * np.log10(255.0**2 / max(best, 1e-10)))
-    return float(np.mean(scores))
 
 
 def gradient_energy(frames: np.ndarray, holes: np.ndarray) -> float:

@@ -115,6 +115,32 @@ def score_hole(truth: np.ndarray, result: np.ndarray, holes: np.ndarray) -> Hole
     )
 
 
+def best_match_psnr(frames: np.ndarray, holes: np.ndarray, patch: int = 8, window: int = 4) -> float:
+    """Temporal consistency (the measure of LGTSM's paper): for each ``patch`` x ``patch`` block
+    wholly inside the hole of frame t, the PSNR of its best match among the blocks within
+    +-``window`` px in frame t+1, averaged. A fill that flickers or drifts finds no close match;
+    content that moves a few pixels between frames does."""
+    height, width = frames.shape[1:3]
+    scores = []
+    for t in range(len(frames) - 1):
+        ys, xs = np.nonzero(holes[t])
+        if not len(ys):
+            continue
+        current, following = frames[t].astype(np.float32), frames[t + 1].astype(np.float32)
+        for y in range(ys.min(), ys.max() - patch + 2, patch):
+            for x in range(xs.min(), xs.max() - patch + 2, patch):
+                if not holes[t, y : y + patch, x : x + patch].all():
+                    continue
+                block = current[y : y + patch, x : x + patch]
+                best = np.inf
+                for yy in range(max(0, y - window), min(height - patch, y + window) + 1):
+                    for xx in range(max(0, x - window), min(width - patch, x + window) + 1):
+                        candidate = following[yy : yy + patch, xx : xx + patch]
+                        best = min(best, float(np.mean((block - candidate) ** 2)))
+                scores.append(psnr_from_mse(best))
+    return float(np.mean(scores)) if scores else float("nan")
+
+
 def peak_rss_mib() -> float:
     """This process's peak resident set size in MiB.
 

@@ -1,8 +1,14 @@
 """Fill-quality benchmark: the engine against Telea and a temporal median, scored inside the hole.
 
     python benchmarks/quality.py [--clips balle,carphone] [--presets fast,standard]
+        [--methods iivi,dip-vid-flow,lgtsm] [--budget-seconds S]
         [--iterations-standard N] [--iterations N] [--footage DIR] [--device auto]
         [--out results.json] [--write-markdown PATH]
+
+``--methods`` runs each preset of each internal-learning method; ``--budget-seconds`` stops every
+engine run's training after that many seconds (the preset's iteration count stays the ceiling),
+so methods are compared at the same wall-clock budget. Every result also gets a
+temporal-consistency figure: the best-match PSNR of hole patches in the next frame.
 
 Clips and their ground truth are built in ``benchmarks/footage.py``, the metrics are in
 ``benchmarks/metrics.py`` and the classical fills in ``benchmarks/baselines.py``.
@@ -16,6 +22,7 @@ read from VmHWM, which a child does not inherit (``ru_maxrss`` would carry the p
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -40,7 +47,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from archive_inpaint.config import PRESETS, preset  # noqa: E402
+from archive_inpaint.config import METHODS, PRESETS, preset  # noqa: E402
 from archive_inpaint.pipeline import inpaint_arrays, resolve_device  # noqa: E402
 from benchmarks.baselines import TELEA_RADIUS, telea_shot, temporal_median_shot  # noqa: E402
 from benchmarks.footage import (  # noqa: E402
@@ -52,6 +59,7 @@ from benchmarks.footage import (  # noqa: E402
 from benchmarks.metrics import (  # noqa: E402
     PSNR_CAP_DB,
     HoleScores,
+    best_match_psnr,
     peak_rss_mib,
     hole_squared_error,
     psnr_from_mse,
@@ -79,6 +87,8 @@ class EngineJob:
     preset: str
     iterations: int
     device: str
+    method: str
+    time_budget_seconds: float | None
     frames_path: str
     holes_path: str
     filled_path: str
@@ -90,7 +100,11 @@ def run_engine_worker(job_path: Path) -> None:
     job = EngineJob(**json.loads(job_path.read_text()))
     frames = np.load(job.frames_path)
     holes = np.load(job.holes_path)
-    config = preset(job.preset).with_overrides(iterations=job.iterations)
+    config = preset(job.preset, job.method).with_overrides(iterations=job.iterations)
+    if job.time_budget_seconds is not None:
+        config = dataclasses.replace(
+            config, train=dataclasses.replace(config.train, time_budget_seconds=job.time_budget_seconds)
+        )
     device = resolve_device(job.device)
     on_gpu = device.type == "cuda"
     if on_gpu:
@@ -102,7 +116,7 @@ def run_engine_worker(job_path: Path) -> None:
         if iteration % every == 0 or iteration == ceiling:
             rate = iteration / max(time.perf_counter() - began, 1e-9)
             print(
-                f"    [{job.preset}] iteration {iteration}/{ceiling} loss {loss:.4f} "
+                f"    [{job.method} {job.preset}] iteration {iteration}/{ceiling} loss {loss:.4f} "
                 f"(~{rate:.1f} it/s incl. setup)",
                 file=sys.stderr,
                 flush=True,
@@ -124,14 +138,23 @@ def run_engine_worker(job_path: Path) -> None:
         "torch_threads": torch.get_num_threads(),
         "final_loss": result.loss_history[-1] if result.loss_history else None,
         "config": config.to_dict(),
+        "method": job.method,
+        "method_details": result.provenance,
+        "time_budget_seconds": job.time_budget_seconds,
     }
     Path(job.report_path).write_text(json.dumps(report, indent=2))
 
 
 def run_engine(
-    clip: BenchmarkClip, preset_name: str, iterations: int, device: str, scratch: Path
+    clip: BenchmarkClip,
+    preset_name: str,
+    iterations: int,
+    device: str,
+    scratch: Path,
+    method: str = "iivi",
+    time_budget_seconds: float | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    """Run one preset on ``clip`` in a fresh Python process; (filled frames, its report)."""
+    """Run one method's preset on ``clip`` in a fresh Python process; (filled frames, its report)."""
     frames_path = scratch / f"{clip.name}-frames.npy"
     holes_path = scratch / f"{clip.name}-holes.npy"
     if not frames_path.exists():
@@ -141,18 +164,20 @@ def run_engine(
         preset=preset_name,
         iterations=iterations,
         device=device,
+        method=method,
+        time_budget_seconds=time_budget_seconds,
         frames_path=str(frames_path),
         holes_path=str(holes_path),
-        filled_path=str(scratch / f"{clip.name}-{preset_name}-filled.npy"),
-        report_path=str(scratch / f"{clip.name}-{preset_name}-report.json"),
+        filled_path=str(scratch / f"{clip.name}-{method}-{preset_name}-filled.npy"),
+        report_path=str(scratch / f"{clip.name}-{method}-{preset_name}-report.json"),
     )
-    job_path = scratch / f"{clip.name}-{preset_name}-job.json"
+    job_path = scratch / f"{clip.name}-{method}-{preset_name}-job.json"
     job_path.write_text(json.dumps(job.__dict__))
     command = [sys.executable, str(Path(__file__).resolve()), "--engine-worker", str(job_path)]
     completed = subprocess.run(command, check=False)
     if completed.returncode != 0:
         raise SystemExit(
-            f"engine preset {preset_name} on {clip.name} failed (exit {completed.returncode})"
+            f"engine {method} preset {preset_name} on {clip.name} failed (exit {completed.returncode})"
         )
     report: dict[str, Any] = json.loads(Path(job.report_path).read_text())
     filled = np.load(job.filled_path)
@@ -174,12 +199,15 @@ class MethodResult:
     engine: dict[str, Any] | None = None  # the worker's report, for engine presets only
     capped: bool = False
     preset_iterations: int | None = None
+    # Temporal consistency: best-match PSNR of hole patches in the next frame (dB).
+    best_match_psnr_db: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "method": self.method,
             "label": self.label,
             **self.scores.to_dict(),
+            "best_match_psnr_db": self.best_match_psnr_db,
             "seconds": self.seconds,
             "capped": self.capped,
             "preset_iterations": self.preset_iterations,
@@ -251,43 +279,58 @@ def benchmark_clip(
     iterations_for: dict[str, int],
     device: str,
     scratch: Path,
+    methods: tuple[str, ...] = ("iivi",),
+    budget_seconds: float | None = None,
 ) -> ClipResult:
     result = ClipResult(clip=clip.summary(), sanity_truth_vs_truth_psnr_db=sanity_check(clip))
+    # The ground truth's own figure: what a perfectly consistent fill of this clip scores.
+    result.clip["truth_best_match_psnr_db"] = best_match_psnr(clip.truth, clip.holes)
 
     filled, seconds = timed(telea_shot, clip.frames, clip.holes)
     label = f"Telea (cv2.inpaint r={TELEA_RADIUS})"
     scores = score_hole(clip.truth, filled, clip.holes)
-    result.methods.append(MethodResult(TELEA, label, scores, seconds))
+    result.methods.append(
+        MethodResult(TELEA, label, scores, seconds, best_match_psnr_db=best_match_psnr(filled, clip.holes))
+    )
     print(f"  {TELEA}: done in {seconds:.1f} s", flush=True)
 
     filled, seconds = timed(temporal_median_shot, clip.frames, clip.holes)
     label = "temporal median of known pixels"
     scores = score_hole(clip.truth, filled, clip.holes)
-    result.methods.append(MethodResult(MEDIAN, label, scores, seconds))
+    result.methods.append(
+        MethodResult(MEDIAN, label, scores, seconds, best_match_psnr_db=best_match_psnr(filled, clip.holes))
+    )
     print(f"  {MEDIAN}: done in {seconds:.1f} s", flush=True)
 
-    for name in presets:
-        ceiling = PRESETS[name].train.iterations
-        iterations = iterations_for.get(name, ceiling)
-        capped = iterations < ceiling
-        print(
-            f"  engine {name}: {iterations} iterations"
-            + (f" (CAPPED from the preset's {ceiling})" if capped else ""),
-            flush=True,
-        )
-        filled, report = run_engine(clip, name, iterations, device, scratch)
-        label = f"engine {name}" + (f" (CAPPED {iterations}/{ceiling} it)" if capped else "")
-        result.methods.append(
-            MethodResult(
-                method=f"engine-{name}",
-                label=label,
-                scores=score_hole(clip.truth, filled, clip.holes),
-                seconds=report["train_seconds"] + report["fill_seconds"],
-                engine=report,
-                capped=capped,
-                preset_iterations=ceiling,
+    for method in methods:
+        for name in presets:
+            ceiling = preset(name, method).train.iterations
+            iterations = iterations_for.get(name, ceiling)
+            capped = iterations < ceiling
+            # IIVI keeps the labels of earlier reports ("engine fast"); the others name themselves.
+            key = name if method == "iivi" else f"{method} {name}"
+            budget = "" if budget_seconds is None else f", budget {budget_seconds:.0f} s"
+            print(
+                f"  engine {key}: {iterations} iterations{budget}"
+                + (f" (CAPPED from the preset's {ceiling})" if capped else ""),
+                flush=True,
             )
-        )
+            filled, report = run_engine(clip, name, iterations, device, scratch, method, budget_seconds)
+            label = f"engine {key}" + (f" (CAPPED {iterations}/{ceiling} it)" if capped else "")
+            if budget_seconds is not None:
+                label += f" ({report['iterations']} it in {budget_seconds:.0f} s)"
+            result.methods.append(
+                MethodResult(
+                    method=f"engine-{key.replace(' ', '-')}",
+                    label=label,
+                    scores=score_hole(clip.truth, filled, clip.holes),
+                    seconds=report["train_seconds"] + report["fill_seconds"],
+                    engine=report,
+                    capped=capped,
+                    preset_iterations=ceiling,
+                    best_match_psnr_db=best_match_psnr(filled, clip.holes),
+                )
+            )
     return result
 
 
@@ -357,6 +400,7 @@ def quality_rows(clip: dict[str, Any]) -> list[list[str]]:
                 "(reference)" if is_telea else fmt(method["ssim_gain_vs_telea"], 4, signed=True),
                 fmt(method["seconds"], 1),
                 "1.0x" if is_telea else f"{method['time_ratio_vs_telea']:.1f}x",
+                fmt(method.get("best_match_psnr_db")),
             ]
         )
     return rows
@@ -371,6 +415,7 @@ QUALITY_HEADER = [
     "dSSIM vs Telea",
     "seconds",
     "time vs Telea",
+    "best-match PSNR t->t+1 (dB)",
 ]
 ENGINE_HEADER = [
     "clip",
@@ -445,7 +490,10 @@ METHOD_NOTE = (
     "squared error over every hole pixel of the shot. SSIM hole: SSIM map (Gaussian 11x11, "
     "sigma 1.5, RGB channels averaged) over the whole frame, averaged over the hole pixels, then "
     f"over frames. PSNR is capped at {PSNR_CAP_DB:.0f} dB. Seconds: engine = train + fill "
-    "(working-set setup and process start excluded); baselines = the whole fill."
+    "(working-set setup and process start excluded); baselines = the whole fill. Best-match "
+    "PSNR t->t+1 (temporal consistency): each 8x8 block inside frame t's hole against its best "
+    "match within +-4 px in frame t+1 of the same result, averaged; the ground truth's own "
+    "figure is given per clip."
 )
 
 
@@ -482,7 +530,8 @@ def print_report(results: dict[str, Any]) -> None:
         print(
             f"  {info['width']}x{info['height']}, {info['num_frames']} frames, "
             f"{info['frames_with_hole']} with a hole, hole = {100 * info['hole_fraction']:.2f}% "
-            f"of pixels; truth vs truth = {clip['sanity_truth_vs_truth_psnr_db']:.0f} dB (cap)"
+            f"of pixels; truth vs truth = {clip['sanity_truth_vs_truth_psnr_db']:.0f} dB (cap); "
+            f"truth's best-match PSNR t->t+1 = {info.get('truth_best_match_psnr_db', float('nan')):.2f} dB"
         )
         print(text_table(QUALITY_HEADER, quality_rows(clip)))
     rows = engine_rows(results)
@@ -525,7 +574,8 @@ def markdown_report(results: dict[str, Any]) -> str:
             "",
             f"{info['description']}. {info['width']}x{info['height']}, {info['num_frames']} "
             f"frames, {info['frames_with_hole']} with a hole, "
-            f"{100 * info['hole_fraction']:.2f}% of pixels in the hole.",
+            f"{100 * info['hole_fraction']:.2f}% of pixels in the hole. The ground truth's "
+            f"best-match PSNR t->t+1: {info.get('truth_best_match_psnr_db', float('nan')):.2f} dB.",
             "",
             markdown_table(QUALITY_HEADER, quality_rows(clip)),
         ]
@@ -574,6 +624,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help=f"comma list of engine presets ({', '.join(PRESETS)}), or 'none' for baselines only",
     )
     parser.add_argument(
+        "--methods",
+        default="iivi",
+        help=f"comma list of internal-learning methods ({', '.join(METHODS)}); each runs every preset",
+    )
+    parser.add_argument(
+        "--budget-seconds",
+        type=float,
+        help="stop each engine run's training after this many seconds (same wall-clock budget)",
+    )
+    parser.add_argument(
         "--iterations-standard",
         type=positive,
         help="cap the standard preset's iterations (hours on a small CPU); reported as CAPPED",
@@ -581,7 +641,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--iterations",
         type=positive,
-        help="cap every preset's iterations (smoke runs); --iterations-standard wins for standard",
+        help="cap every preset's iterations (smoke runs); --iterations-standard wins for standard; "
+        "with --budget-seconds, the iteration ceiling (may exceed the preset's)",
     )
     parser.add_argument(
         "--footage",
@@ -603,7 +664,10 @@ def iteration_caps(args: argparse.Namespace, presets: list[str]) -> dict[str, in
     for name in presets:
         cap = args.iterations_standard if name == "standard" else None
         cap = cap if cap is not None else args.iterations
-        if cap is not None:
+        if cap is not None and args.budget_seconds is not None:
+            # Under a time budget the count is only a ceiling: the budget ends the run.
+            caps[name] = cap
+        elif cap is not None:
             # A "cap" above the preset's own count would be a longer run, not a cap; keep the
             # preset's, so the CAPPED flag means exactly "fewer iterations than the preset".
             caps[name] = min(cap, PRESETS[name].train.iterations)
@@ -617,6 +681,7 @@ def main(argv: list[str]) -> int:
         return 0
     clips = split_names(args.clips, list(CLIP_LOADERS), "clip")
     presets = split_names(args.presets, list(PRESETS), "preset", allow_none=True)
+    methods = tuple(split_names(args.methods, list(METHODS), "method"))
     footage = args.footage.resolve()
     check_footage_dir(footage, clips)
     caps = iteration_caps(args, presets)
@@ -637,7 +702,9 @@ def main(argv: list[str]) -> int:
         for name in clips:
             print(f"[{name}] loading clip and ground truth", flush=True)
             clip = load_clip(name, footage)
-            clip_result = benchmark_clip(clip, presets, caps, args.device, Path(scratch))
+            clip_result = benchmark_clip(
+                clip, presets, caps, args.device, Path(scratch), methods, args.budget_seconds
+            )
             results["clips"].append(clip_result.to_dict())
             # Written after every clip so a long run that dies late still leaves its results.
             if args.out is not None:

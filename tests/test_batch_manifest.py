@@ -37,6 +37,8 @@ def test_validate_reports_every_bad_row_at_once(
         {"shot_id": "steps", **good, "iterations": 0, "dilate": -1},
         {"shot_id": "a/b", **good},
         {"shot_id": "annotated", **good, "mask_mode": "single-frame", "end_frame": 3, "mask_frame": 3},
+        {"shot_id": "method", **good, "method": "deepfill"},
+        {"shot_id": "lgtsm", **good, "method": "lgtsm"},
     ]
     table = pa.Table.from_pylist(
         rows,
@@ -46,6 +48,7 @@ def test_validate_reports_every_bad_row_at_once(
                 ("video_uri", pa.string()),
                 ("mask_uri", pa.string()),
                 ("preset", pa.string()),
+                ("method", pa.string()),
                 ("start_frame", pa.int64()),
                 ("end_frame", pa.int64()),
                 ("mask_mode", pa.string()),
@@ -76,9 +79,11 @@ def test_validate_reports_every_bad_row_at_once(
         "row 8 (shot_id 'steps'): iterations must be > 0, got 0",
         "row 8 (shot_id 'steps'): dilate must be >= 0, got -1",
         "row 9 (shot_id 'a/b'): shot_id must not contain '/'",
+        "row 11 (shot_id 'method'): unknown method 'deepfill' (choose one of iivi, dip-vid-flow, lgtsm)",
     ):
         assert expected in out, expected
     assert "row 0 " not in out
+    assert "row 12 " not in out  # a known method is fine
 
 
 def test_validate_missing_columns_and_ok(tmp_path: Path) -> None:

@@ -251,3 +251,26 @@ def test_output_may_not_overwrite_the_input(shot):
     _assert_usage_error(result, video)
     assert _mentions(result, "overwrite")
     assert video.read_bytes() == before
+
+
+@pytest.mark.parametrize("method", ["dip-vid-flow", "lgtsm"])
+def test_inpaint_with_another_method(shot, tmp_path: Path, method: str) -> None:
+    """``--method`` runs the same media path with another network: same frames, rate and size,
+    unmasked pixels bit-exact."""
+    video, mask, frames, holes = shot
+    out = tmp_path / f"{method}.mkv"
+    _succeeded(invoke("inpaint", video, "--mask", mask, "-o", out, "--method", method, *TINY_RUN))
+    _check_output(out, frames, holes, FPS)
+
+
+def test_unknown_method_is_refused(shot, tmp_path: Path) -> None:
+    video, mask, _, _ = shot
+    result = invoke("inpaint", video, "--mask", mask, "-o", tmp_path / "x.mkv", "--method", "deepfill", *TINY_RUN)
+    assert result.exit_code != 0
+    assert _mentions(result, "unknown method 'deepfill'; choose one of iivi, dip-vid-flow, lgtsm")
+    # IIVI's regularizers are not another method's settings.
+    result = invoke(
+        "inpaint", video, "--mask", mask, "-o", tmp_path / "x.mkv", "--method", "lgtsm", "--contextual", "0.1", *TINY_RUN
+    )
+    assert result.exit_code != 0 and _mentions(result, "IIVI settings, not lgtsm's")
+    assert not (tmp_path / "x.mkv").exists()

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from archive_inpaint.inference.fill import composite, fill_shot, network_output_to_frames
+from archive_inpaint.config import IIVIConfig
+from archive_inpaint.inference.fill import composite, fill_shot, method_predictor, network_output_to_frames
+from archive_inpaint.methods.iivi import IIVIMethod
 from archive_inpaint.media import read_frames, write_frames
 from archive_inpaint.models.iivi_net import IIVINet, IIVINetConfig
 from archive_inpaint.pipeline import inpaint_arrays
@@ -27,6 +29,12 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 def _untrained_network(width: int = 4) -> IIVINet:
     torch.manual_seed(0)
     return IIVINet(IIVINetConfig(width=width)).eval()
+
+
+def _untrained_predictor(working_set, width: int = 4):
+    """The IIVI method's fill with an untrained network: any fill must leave known pixels alone."""
+    method = IIVIMethod(IIVIConfig(model=IIVINetConfig(width=width)))
+    return method_predictor(method, _untrained_network(width), working_set)
 
 
 def _assert_only_holes_changed(before: np.ndarray, after: np.ndarray, holes: np.ndarray) -> None:
@@ -80,7 +88,7 @@ def test_fill_shot_changes_nothing_outside_holes(dtype):
     frames = moving_texture(5, 24, 32, dtype=dtype)
     holes = moving_box_holes(5, 24, 32, empty=(3,))
     working_set = build_working_set(frames, holes, 320, CPU)
-    result = fill_shot(_untrained_network(), working_set, frames, holes, batch_size=2)
+    result = fill_shot(_untrained_predictor(working_set), working_set, frames, holes, batch_size=2)
     _assert_only_holes_changed(frames, result, holes)
     assert np.array_equal(result[3], frames[3])  # a frame without a hole is passed through
 
@@ -125,7 +133,7 @@ def test_size_not_multiple_of_four_is_padded_not_resampled():
     assert torch.equal(working_set.holes[:, 0, :22, :30], torch.from_numpy(holes))
     assert not working_set.holes[:, :, 22:, :].any() and not working_set.holes[:, :, :, 30:].any()
 
-    result = fill_shot(_untrained_network(), working_set, frames, holes)
+    result = fill_shot(_untrained_predictor(working_set), working_set, frames, holes)
     _assert_only_holes_changed(frames, result, holes)
 
 

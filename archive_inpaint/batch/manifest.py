@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from archive_inpaint.batch import storage
-from archive_inpaint.config import PRESETS
+from archive_inpaint.config import METHODS, PRESETS
 
 SCHEMA_VERSION = 1
 
@@ -38,6 +38,7 @@ OPTIONAL: dict[str, tuple[Callable[[pa.DataType], bool], str]] = {
     "end_frame": _INT,
     "mask_mode": _STRING,
     "mask_frame": _INT,
+    "method": _STRING,
     "preset": _STRING,
     "iterations": _INT,
     "dilate": _INT,
@@ -57,6 +58,7 @@ class ShotSpec:
     end_frame: int | None = None
     mask_mode: str = "per-frame"
     mask_frame: int = 0
+    method: str | None = None
     preset: str | None = None
     iterations: int | None = None
     dilate: int = 0
@@ -82,6 +84,7 @@ class ShotSpec:
             end_frame=None if get("end_frame") is None else int(get("end_frame")),
             mask_mode=str(get("mask_mode") or "per-frame"),
             mask_frame=int(get("mask_frame") or 0),
+            method=get("method"),
             preset=get("preset"),
             iterations=None if get("iterations") is None else int(get("iterations")),
             dilate=int(get("dilate") or 0),
@@ -217,6 +220,9 @@ def _check_row(row: Mapping[str, Any]) -> list[str]:
         problems.append(f"mask_frame must be >= 0, got {mask_frame}")
     if mask_frame is not None and end is not None and mask_frame >= end - (start or 0):
         problems.append(f"mask_frame ({mask_frame}) is outside the range's {end - (start or 0)} frames")
+    method = row.get("method")
+    if method is not None and method not in METHODS:
+        problems.append(f"unknown method {method!r} (choose one of {', '.join(METHODS)})")
     preset_name = row.get("preset")
     if preset_name is not None and preset_name not in PRESETS:
         problems.append(f"unknown preset {preset_name!r} (choose one of {', '.join(PRESETS)})")

@@ -14,10 +14,12 @@ class RunOptions:
     manifest_uri: str
     output_uri: str
     results_uri: str | None = None
+    # The internal-learning method and preset for rows without their own.
+    method: str = "iivi"
     preset: str = "fast"
     device: str = "auto"
     num_cpus: int | None = None
-    # Run-wide overrides; a manifest row's own preset/iterations take precedence over these.
+    # Run-wide overrides; a manifest row's own method/preset/iterations take precedence.
     iterations: int | None = None
     width: int | None = None
     # Training steps between checkpoints (default: the preset's). Not a manifest column: it

@@ -51,6 +51,8 @@ def entrypoint(run: RemoteRun) -> str:
         storage.absolute(options.manifest_uri),
         "--output",
         storage.absolute(options.output_uri),
+        "--method",
+        options.method,
         "--preset",
         options.preset,
         "--device",

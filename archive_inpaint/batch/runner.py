@@ -79,7 +79,7 @@ def make_job(spec: ShotSpec, options: RunOptions) -> ShotJob:
         output_uri=None if spec.output_uri is None else storage.absolute(spec.output_uri),
     )
     preset_name = spec.preset or options.preset
-    config = preset(preset_name).with_overrides(
+    config = preset(preset_name, spec.method or options.method).with_overrides(
         iterations=spec.iterations or options.iterations,
         width=options.width,
         checkpoint_every=options.checkpoint_every,

@@ -33,7 +33,7 @@ from archive_inpaint.batch import metrics, storage
 from archive_inpaint.batch.manifest import ShotSpec
 from archive_inpaint.batch.metrics import ShotMetrics
 from archive_inpaint.batch.results import FAILED, SUCCEEDED, ShotResult
-from archive_inpaint.config import IIVIConfig
+from archive_inpaint.config import MethodConfig
 from archive_inpaint.media import MediaError, OutputKind
 from archive_inpaint.pipeline import (
     InpaintResult,
@@ -61,7 +61,7 @@ class ShotJob:
 
     spec: ShotSpec
     output_uri: str  # the shot's own folder, <output>/<shot_id>
-    config: IIVIConfig
+    config: MethodConfig
     preset: str
     device: str
 
@@ -93,6 +93,7 @@ def fingerprint(job: ShotJob) -> tuple[str, dict[str, Any]]:
 def parameters(job: ShotJob) -> dict[str, Any]:
     spec = job.spec
     return {
+        "method": job.config.method,
         "preset": job.preset,
         "config": job.config.to_dict(),
         "start_frame": spec.start_frame,
@@ -336,7 +337,10 @@ def _provenance(
         "final_loss": result.loss_history[-1] if result.loss_history else None,
         "stages": result.stages,
         "tiles": result.tiles,
-        # Which features the contextual loss compared (VGG19 or the weight-free fallback).
+        "method": result.method,
+        # What the method used that the parameters do not say: which features the contextual
+        # loss compared (VGG19 or the weight-free fallback), which flow estimator, etc.
+        "method_details": result.provenance,
         "contextual_encoder": result.contextual_encoder,
         "outputs": [job.video_name, f"{job.spec.shot_id}.contact.png"]
         + ([f"{job.spec.shot_id}.masks.mkv"] if masks_predicted else []),

@@ -7,12 +7,15 @@ frame. Every pixel outside the hole is the input pixel, bit for bit, whatever th
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import cv2
 import numpy as np
 import torch
+from torch import nn
 
 from archive_inpaint.media.frame_store import FrameStore
-from archive_inpaint.models.iivi_net import IIVINet
+from archive_inpaint.methods.base import Method
 from archive_inpaint.training.working_set import WorkingSet
 
 
@@ -51,18 +54,18 @@ def composite_upsampled(frame: np.ndarray, fill: np.ndarray, hole: np.ndarray) -
     return result
 
 
-@torch.no_grad()
-def predict_working_fills(
-    network: IIVINet, working_set: WorkingSet, frame_ids: list[int], dtype: np.dtype
-) -> np.ndarray:
-    images = working_set.images[frame_ids].float().contiguous(memory_format=torch.channels_last)
-    holes = working_set.holes[frame_ids].float().contiguous(memory_format=torch.channels_last)
-    output = network(images, holes).final
-    return network_output_to_frames(output, working_set.valid_height, working_set.valid_width, dtype)
+# A trained method's image for some frames at the working size: (N, 3, Hp, Wp) in [-1, 1]
+# (``Method.predict`` bound to its network and working set).
+WorkingPredictor = Callable[[list[int]], torch.Tensor]
+
+
+def method_predictor(method: Method, network: nn.Module, working_set: WorkingSet) -> WorkingPredictor:
+    network.eval()
+    return lambda frame_ids: method.predict(network, working_set, frame_ids)
 
 
 def fill_shot(
-    network: IIVINet,
+    predict: WorkingPredictor,
     working_set: WorkingSet,
     frames: np.ndarray,
     holes: np.ndarray,
@@ -71,7 +74,7 @@ def fill_shot(
     """frames (T, H, W, 3) uint8/uint16 and holes (T, H, W) bool -> filled frames, same shape/dtype."""
     result = np.empty_like(frames)
     fill_shot_into(
-        network,
+        predict,
         working_set,
         FrameStore.from_array(frames),
         FrameStore.from_array(holes),
@@ -82,7 +85,7 @@ def fill_shot(
 
 
 def fill_shot_into(
-    network: IIVINet,
+    predict: WorkingPredictor,
     working_set: WorkingSet,
     frames: FrameStore,
     holes: FrameStore,
@@ -90,12 +93,14 @@ def fill_shot_into(
     batch_size: int = 4,
 ) -> None:
     """``fill_shot`` for frames held in stores: one batch of frames in memory at a time."""
-    network.eval()
-    height, width = frames.height, frames.width
     pending: list[int] = []
 
     def flush() -> None:
-        fills = predict_working_fills(network, working_set, pending, frames.dtype)
+        with torch.no_grad():
+            predicted = predict(pending)
+        fills = network_output_to_frames(
+            predicted, working_set.valid_height, working_set.valid_width, frames.dtype
+        )
         for frame_id, fill in zip(pending, fills):
             hole = holes.frame(frame_id)[..., 0].astype(bool)
             frame = frames.frame(frame_id)

@@ -1,9 +1,10 @@
-"""The internal-training loop for IIVI: one network per shot, trained on the shot's known pixels.
+"""The internal-training loop, shared by every method: one network per shot, trained on the
+shot's known pixels.
 
-Each step draws a batch of frames, hides pseudo-holes (other frames' masks translated at random)
-in addition to their real holes, and minimises L1 between the network's coarse and refined outputs
-and the frame on every known pixel. All randomness goes through one seeded generator whose state is
-checkpointed, so a resumed run continues exactly as an uninterrupted one would.
+The method (``archive_inpaint.methods``) says what a step is: its batch, its losses, its update.
+This loop owns what every method needs the same way: seeding, the optimiser, checkpoints and
+resume, the time budget, progress. All randomness goes through one seeded generator whose state
+is checkpointed, so a resumed run continues exactly as an uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -15,15 +16,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
+from torch import nn
 
-from archive_inpaint.config import IIVIConfig
-from archive_inpaint.models.iivi_net import IIVINet
+from archive_inpaint.config import MethodConfig
+from archive_inpaint.methods import Method, make_method
 from archive_inpaint.training.checkpoint import Resumable
-from archive_inpaint.training.losses import known_pixel_l1
-from archive_inpaint.training.regularizers import Regularizers
-from archive_inpaint.training.pseudo_holes import sample_pseudo_holes, union_with_real
 from archive_inpaint.training.working_set import WorkingSet
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ CheckpointCallback = Callable[[Path], None]
 
 @dataclass
 class TrainingResult:
-    network: IIVINet
+    network: nn.Module
     iterations: int
     resumed_from: int
     # What the checkpoints are of (the run's or the patch stage's fingerprint); a patch stage
@@ -44,82 +44,45 @@ class TrainingResult:
     fingerprint: str
     loss_history: list[float] = field(default_factory=list)
     seconds: float = 0.0
-    contextual_encoder: str | None = None  # the contextual loss's features, when it ran
+    # What the method used that its config does not say (flow estimator, feature encoders).
+    provenance: dict[str, Any] = field(default_factory=dict)
+    # The method itself, prepared for this shot: it fills the frames (``Method.predict``).
+    method: Method | None = None
+
+    @property
+    def contextual_encoder(self) -> str | None:
+        return self.provenance.get("contextual_encoder")
 
 
-def run_fingerprint(working_set: WorkingSet, config: IIVIConfig) -> str:
+def run_fingerprint(working_set: WorkingSet, config: MethodConfig) -> str:
     """Identifies what a checkpoint is a checkpoint *of*: the shot and every setting that changes
-    the learnt weights. The checkpoint cadence is left out on purpose, and so is the iteration
-    ceiling, so a run can be extended, unless regularizers are on: they start at a share of the
-    ceiling, which then shapes the run."""
-    learnt = config.to_dict()
-    not_learnt = ["checkpoint_every", "keep_checkpoints"]
-    if not config.regularizers.enabled:
-        not_learnt.append("iterations")
-        learnt.pop("regularizers")  # all off: checkpoints of runs before they existed still match
-    for name in not_learnt:
-        learnt["train"].pop(name)
-    learnt.pop("inference")
-    learnt.pop("progressive")  # the patch stages have their own checkpoints
-    learnt.pop("mask_propagation")  # predicted masks are in the working set's own fingerprint
+    the learnt weights (``Method.learnt_settings``)."""
     digest = hashlib.blake2b(digest_size=8)
     digest.update(working_set.fingerprint().encode())
-    digest.update(json.dumps(learnt, sort_keys=True).encode())
+    digest.update(json.dumps(make_method(config).learnt_settings(), sort_keys=True).encode())
     return digest.hexdigest()
 
 
-def make_network(config: IIVIConfig, device: torch.device) -> IIVINet:
+def make_network(config: MethodConfig, device: torch.device, method: Method | None = None) -> nn.Module:
     torch.manual_seed(config.train.seed)
-    return IIVINet(config.model).to(device=device, memory_format=torch.channels_last)
-
-
-def train_step(
-    network: IIVINet,
-    optimizer: torch.optim.Optimizer,
-    working_set: WorkingSet,
-    source_pool: torch.Tensor,
-    batch_size: int,
-    generator: torch.Generator,
-    regularizers: Regularizers | None = None,
-) -> float:
-    frame_ids = torch.randperm(working_set.num_frames, generator=generator)[:batch_size]
-    frame_ids = frame_ids.to(working_set.images.device)
-    images = working_set.images[frame_ids].float().contiguous(memory_format=torch.channels_last)
-    real = working_set.holes[frame_ids]
-    pseudo = sample_pseudo_holes(
-        working_set.holes,
-        source_pool,
-        len(frame_ids),
-        working_set.valid_height,
-        working_set.valid_width,
-        generator,
-    )
-    hole = union_with_real(real, pseudo).float().contiguous(memory_format=torch.channels_last)
-    output = network(images, hole)
-    h, w = working_set.valid_height, working_set.valid_width
-    loss = known_pixel_l1(output.coarse, images, real, h, w)
-    if output.refined is not None:
-        loss = loss + known_pixel_l1(output.refined, images, real, h, w)
-    if regularizers is not None:
-        loss = loss + regularizers.loss(network, images, hole, real, output, h, w, generator)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    return float(loss.detach())
+    network = (method or make_method(config)).build_network()
+    return network.to(device=device, memory_format=torch.channels_last)
 
 
 def train(
     working_set: WorkingSet,
-    config: IIVIConfig,
+    config: MethodConfig,
     device: torch.device,
     checkpoint_dir: Path | None = None,
     on_step: StepCallback | None = None,
     on_checkpoint: CheckpointCallback | None = None,
 ) -> TrainingResult:
-    """Train f on the shot up to ``config.train.iterations``, resuming from ``checkpoint_dir``."""
+    """Train the config's method on the shot up to ``config.train.iterations`` (or its time
+    budget), resuming from ``checkpoint_dir``."""
     train_cfg = config.train
-    network = make_network(config, device)
-    optimizer = torch.optim.Adam(network.parameters(), lr=train_cfg.learning_rate)
+    method = make_method(config)
+    network = make_network(config, device, method)
+    optimizer = method.build_optimizer(network)
     generator = torch.Generator().manual_seed(train_cfg.seed)
     fingerprint = run_fingerprint(working_set, config)  # hashes every working image: once per run
     resumable = Resumable(
@@ -128,36 +91,34 @@ def train(
     start, history = resumable.restore()
     if start:
         log.info("resuming training from %s at iteration %d", checkpoint_dir, start)
-
-    regularizers = Regularizers(config.regularizers, device) if config.regularizers.enabled else None
-    source_pool = working_set.frames_with_holes()
-    began = time.perf_counter()
+    began = time.perf_counter()  # the method's preparation (e.g. optical flow) is training time
+    method.prepare(working_set, device)
+    budget = train_cfg.time_budget_seconds
+    reached = start
     network.train()
     for iteration in range(start + 1, train_cfg.iterations + 1):
-        loss = train_step(
-            network,
-            optimizer,
-            working_set,
-            source_pool,
-            train_cfg.batch_size,
-            generator,
-            regularizers if config.regularizers.active_at(iteration, train_cfg.iterations) else None,
-        )
+        loss = method.training_step(network, optimizer, working_set, iteration, generator)
         history.append(loss)
+        reached = iteration
         if on_step is not None:
             on_step(iteration, train_cfg.iterations, loss)
-        at_end = iteration == train_cfg.iterations
+        out_of_time = budget is not None and time.perf_counter() - began >= budget
+        at_end = iteration == train_cfg.iterations or out_of_time
         if iteration % train_cfg.checkpoint_every == 0 or at_end:
             saved = resumable.save(iteration, history)
             if saved is not None and on_checkpoint is not None:
                 on_checkpoint(saved)
+        if out_of_time:
+            log.info("time budget of %.0f s reached at iteration %d", budget, iteration)
+            break
     network.eval()
     return TrainingResult(
         network=network,
-        iterations=max(start, train_cfg.iterations),
+        iterations=max(start, reached),
         resumed_from=start,
         fingerprint=fingerprint,
         loss_history=history,
         seconds=time.perf_counter() - began,
-        contextual_encoder=None if regularizers is None else regularizers.encoder_name,
+        provenance=method.provenance(),
+        method=method,
     )
