@@ -32,6 +32,7 @@ class TrainConfig:
     keep_checkpoints: int = 2
     # Stop early when training has taken this long (seconds; None: run every iteration). The
     # iteration count stays the schedule's ceiling, so a budgeted run is the same run cut short.
+    # It bounds this (whole-frame) training; IIVI's patch stages run their own step counts.
     time_budget_seconds: float | None = None
 
     def __post_init__(self) -> None:
