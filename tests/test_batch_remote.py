@@ -41,6 +41,15 @@ def ray_head() -> Iterator[str]:
     if ray_exe is None:
         pytest.fail("the `ray` command is not installed")
     gcs_port, dashboard_port = _free_port(), _free_port()
+    # Every port the head's agents open, not only the two above: their defaults (e.g. 52365 for
+    # the job agent) are taken by any other Ray on this machine, whose agent would then answer
+    # for ours or leave it without one ("No available agent to submit job").
+    agent_ports = [
+        f"--dashboard-agent-listen-port={_free_port()}",
+        f"--dashboard-agent-grpc-port={_free_port()}",
+        f"--metrics-export-port={_free_port()}",
+        f"--runtime-env-agent-port={_free_port()}",
+    ]
     # A short temp dir: Ray's Unix socket paths must stay under the OS limit.
     temp_dir = tempfile.mkdtemp(prefix="rh-", dir="/tmp")
     env = dict(os.environ, PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
@@ -50,7 +59,7 @@ def ray_head() -> Iterator[str]:
             "--node-ip-address=127.0.0.1", f"--port={gcs_port}",
             "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}",
             "--include-dashboard=true", "--num-cpus=2", "--num-gpus=0",
-            f"--temp-dir={temp_dir}", "--disable-usage-stats",
+            f"--temp-dir={temp_dir}", "--disable-usage-stats", *agent_ports,
         ],
         env=env,
         stdout=subprocess.DEVNULL,

@@ -74,19 +74,34 @@ def submission_id(run: RemoteRun) -> str:
     return f"archive-inpaint-{time.strftime('%Y%m%d-%H%M%S')}-{digest.hexdigest()}"
 
 
-def submit_job(run: RemoteRun, token: str | None = None) -> str:
-    """Submit the run as a Ray Job; returns its submission id."""
+# A head answers on its dashboard port before its job agent has registered (seconds after
+# `ray start` or `ray up`, longer on a loaded machine); the Jobs API then refuses with this.
+_AGENT_NOT_READY = "No available agent to submit job"
+
+
+def submit_job(run: RemoteRun, token: str | None = None, agent_wait_seconds: float = 60.0) -> str:
+    """Submit the run as a Ray Job; returns its submission id. While the head's job agent is
+    still starting, the submission is retried for up to ``agent_wait_seconds``."""
     from ray.job_submission import JobSubmissionClient
 
     use_token(token)
     client = JobSubmissionClient(run.address)
-    return client.submit_job(
-        entrypoint=entrypoint(run),
-        submission_id=submission_id(run),
-        metadata={"manifest": run.options.manifest_uri, "output": run.options.output_uri},
-        # The driver only schedules and waits; the shots take the cluster's GPUs.
-        entrypoint_num_cpus=0.5,
-    )
+    identifier = submission_id(run)
+    deadline = time.monotonic() + agent_wait_seconds
+    while True:
+        try:
+            return client.submit_job(
+                entrypoint=entrypoint(run),
+                submission_id=identifier,
+                metadata={"manifest": run.options.manifest_uri, "output": run.options.output_uri},
+                # The driver only schedules and waits; the shots take the cluster's GPUs.
+                entrypoint_num_cpus=0.5,
+            )
+        except RuntimeError as error:
+            # Refused before any job was created, so the same id is free for the retry.
+            if _AGENT_NOT_READY not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(2.0)
 
 
 def wait_for_job(address: str, job_id: str, poll_seconds: float = 2.0, token: str | None = None) -> str:
