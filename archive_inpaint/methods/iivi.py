@@ -66,18 +66,15 @@ class IIVIMethod(Method):
         return network(images, holes).final
 
     def learnt_settings(self) -> dict[str, Any]:
-        # The layout predates the other methods, so checkpoints of earlier runs still match:
-        # no method name, and the regularizers (with the iteration ceiling, from which their
-        # start follows) only when they are on.
-        learnt = self.config.to_dict()
-        not_learnt = ["checkpoint_every", "keep_checkpoints", "time_budget_seconds"]
-        if not self.config.regularizers.enabled:
-            not_learnt.append("iterations")
+        # The layout predates the other methods, so checkpoints of earlier runs still match: no
+        # method name, and the regularizers only when they are on, with the iteration ceiling
+        # (their start is a share of it).
+        learnt = super().learnt_settings()
+        learnt.pop("method")
+        if self.config.regularizers.enabled:
+            learnt["train"]["iterations"] = self.config.train.iterations
+        else:
             learnt.pop("regularizers")
-        for name in not_learnt:
-            learnt["train"].pop(name)
-        for name in ("inference", "progressive", "mask_propagation"):
-            learnt.pop(name)
         return learnt
 
     def provenance(self) -> dict[str, Any]:

@@ -32,49 +32,37 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from archive_inpaint.training.perceptual import WEIGHTS_FILES, VGGFeatures, find_weights
+
 log = logging.getLogger(__name__)
 
-VGG19_WEIGHTS_NAME = "vgg19-dcbb9e9d.pth"
-# VGG19 "features" up to relu4_2 (index 22 in torchvision's layout): conv widths, "M" = max-pool.
-_VGG19_TO_RELU4_2 = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512)
-_IMAGENET_MEAN = (0.485, 0.456, 0.406)
-_IMAGENET_STD = (0.229, 0.224, 0.225)
+# VGG19 relu4_2: index 22 of torchvision's ``features``.
+RELU4_2 = 22
 # Contextual loss bandwidth h (the paper's code uses 0.5).
 BANDWIDTH = 0.5
 
 
 class VGGEncoder(nn.Module):
+    """The paper's features: VGG19 relu4_2, frozen (the shared extractor of
+    ``archive_inpaint.training.perceptual``, one tap)."""
+
     name = "vgg19-relu4_2"
 
-    def __init__(self) -> None:
+    def __init__(self, features: VGGFeatures | None = None) -> None:
         super().__init__()
-        layers: list[nn.Module] = []
-        channels = 3
-        for item in _VGG19_TO_RELU4_2:
-            if item == "M":
-                layers.append(nn.MaxPool2d(2, 2))
-            else:
-                layers += [nn.Conv2d(channels, int(item), 3, padding=1), nn.ReLU(inplace=False)]
-                channels = int(item)
-        self.features = nn.Sequential(*layers)
-        self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1))
-        self.requires_grad_(False)
+        self.vgg = features if features is not None else VGGFeatures("vgg19", (RELU4_2,))
+
+    @property
+    def features(self) -> nn.Sequential:
+        return self.vgg.features
 
     @classmethod
     def from_file(cls, path: Path) -> VGGEncoder:
-        encoder = cls()
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        wanted = {key: value for key, value in state.items() if key.startswith("features.")}
-        missing = [k for k in encoder.features.state_dict() if f"features.{k}" not in wanted]
-        if missing:
-            raise ValueError(f"{path} is not a VGG19 state dict: no features.{missing[0]}")
-        encoder.features.load_state_dict({k: wanted[f"features.{k}"] for k in encoder.features.state_dict()})
-        return encoder.eval()
+        return cls(VGGFeatures.from_file(path, "vgg19", (RELU4_2,)))
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) in [-1, 1] -> (N, 512, H/8, W/8)."""
-        return self.features(((image + 1.0) / 2.0 - self.mean) / self.std)
+        return self.vgg(image)[0]
 
 
 class PatchEncoder(nn.Module):
@@ -93,13 +81,7 @@ class PatchEncoder(nn.Module):
 
 def find_vgg_weights(configured: str | None) -> Path | None:
     """The configured file, else torchvision's cached file in the torch hub cache, else None."""
-    if configured:
-        path = Path(configured).expanduser()
-        if not path.is_file():
-            raise FileNotFoundError(f"VGG19 weights not found at {path}")
-        return path
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / VGG19_WEIGHTS_NAME
-    return cached if cached.is_file() else None
+    return find_weights("vgg19", configured)
 
 
 def make_encoder(weights: str | None) -> nn.Module:
@@ -108,7 +90,7 @@ def make_encoder(weights: str | None) -> nn.Module:
         log.warning(
             "contextual loss: no VGG19 weights (configure a path, or put %s in %s); "
             "using the weight-free patch encoder instead",
-            VGG19_WEIGHTS_NAME,
+            WEIGHTS_FILES["vgg19"],
             Path(torch.hub.get_dir()) / "checkpoints",
         )
         return PatchEncoder()

@@ -58,7 +58,7 @@ class VGGFeatures(nn.Module):
         for key in model.features.state_dict():
             source = f"features.{key}"
             if source not in state:
-                raise ValueError(f"{path} is not a {arch} state dict: no {source}")
+                raise ValueError(f"{path} is not a {arch.upper()} state dict: no {source}")
             wanted[key] = state[source]
         model.features.load_state_dict(wanted)
         return model.eval()
@@ -80,7 +80,7 @@ def find_weights(arch: str, configured: str | None) -> Path | None:
     if configured:
         path = Path(configured).expanduser()
         if not path.is_file():
-            raise FileNotFoundError(f"{arch} weights not found at {path}")
+            raise FileNotFoundError(f"{arch.upper()} weights not found at {path}")
         return path
     cached = Path(torch.hub.get_dir()) / "checkpoints" / WEIGHTS_FILES[arch]
     return cached if cached.is_file() else None
