@@ -85,10 +85,6 @@ class InpaintResult:
     # What the method used that its config does not say (e.g. the contextual loss's encoder).
     provenance: dict = field(default_factory=dict)
 
-    @property
-    def contextual_encoder(self) -> str | None:
-        return self.provenance.get("contextual_encoder")
-
 
 def inpaint_arrays(
     frames: np.ndarray,

@@ -151,6 +151,9 @@ def test_shot_task_resumes_from_the_checkpoint_in_the_store(
     assert longer.status == "succeeded" and longer.iterations == 5, longer.error
     provenance = json.loads(bucket.cat_file(f"{BUCKET}/out/r/provenance.json"))
     assert provenance["resumed_from"] == 3
+    # Which method ran, and what it used that the parameters do not say (no contextual loss here).
+    assert provenance["method"] == "iivi"
+    assert provenance["method_details"] == {"contextual_encoder": None}
     # The store mirrors the trainer's pruning (keep 2): steps 3 and 5.
     names = sorted(p.rsplit("_", 1)[-1] for p in bucket.ls(f"{BUCKET}/out/r/checkpoints"))
     assert names == ["00000003.pt", "00000005.pt"]

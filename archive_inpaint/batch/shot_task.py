@@ -341,7 +341,6 @@ def _provenance(
         # What the method used that the parameters do not say: which features the contextual
         # loss compared (VGG19 or the weight-free fallback), which flow estimator, etc.
         "method_details": result.provenance,
-        "contextual_encoder": result.contextual_encoder,
         "outputs": [job.video_name, f"{job.spec.shot_id}.contact.png"]
         + ([f"{job.spec.shot_id}.masks.mkv"] if masks_predicted else []),
         "versions": {

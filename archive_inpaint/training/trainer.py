@@ -49,10 +49,6 @@ class TrainingResult:
     # The method itself, prepared for this shot: it fills the frames (``Method.predict``).
     method: Method | None = None
 
-    @property
-    def contextual_encoder(self) -> str | None:
-        return self.provenance.get("contextual_encoder")
-
 
 def run_fingerprint(working_set: WorkingSet, config: MethodConfig) -> str:
     """Identifies what a checkpoint is a checkpoint *of*: the shot and every setting that changes
