@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -23,7 +24,9 @@ from rich.table import Table
 from archive_inpaint import __version__
 from archive_inpaint.config import METHODS, PRESETS, preset
 from archive_inpaint.media import MediaError, output_kind_for
-from archive_inpaint.pipeline import ShotInputs, inpaint_files, resolve_device
+from archive_inpaint.media.boxes import parse_box
+from archive_inpaint.pipeline import ShotInputs, inpaint_files, qc_path, resolve_device
+from archive_inpaint.provenance import shot_provenance, write_provenance_file
 
 if TYPE_CHECKING:
     from archive_inpaint.batch.options import RunOptions
@@ -84,21 +87,35 @@ def _training_progress(quiet: bool) -> Progress:
 
 @app.command()
 def inpaint(
-    video: Annotated[Path, typer.Argument(help="Video file or folder of PNG/TIFF/JPEG frames.")],
-    mask: Annotated[
-        Path,
-        typer.Option(
-            "--mask", "-m", help="Mask video, folder of mask images, or one image for every frame."
-        ),
-    ],
+    video: Annotated[Path, typer.Argument(help="Video file (MOV, MP4, MKV, MXF, AVI...) or folder of PNG/TIFF/DPX/JPEG frames.")],
     output: Annotated[
         Path,
         typer.Option(
             "--output",
             "-o",
-            help="Output: .mkv = lossless FFV1, .mp4/.mov = H.264 preview, no suffix = PNG sequence folder.",
+            help="Output: .mkv = lossless FFV1; .mov/.mp4 = the input's ProRes/H.264/H.265, else H.264; "
+            "no suffix = image sequence folder of the input's kind (PNG, TIFF, DPX), else PNG.",
         ),
     ],
+    mask: Annotated[
+        Path | None,
+        typer.Option(
+            "--mask", "-m", help="Mask video, folder of mask images, or one image for every frame."
+        ),
+    ] = None,
+    box: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Static box x,y,w,h in px added to every frame's mask (burnt-in timestamps, logos); "
+            "repeat for several.",
+        ),
+    ] = None,
+    feather: Annotated[
+        int, typer.Option(help="Soft edge in px: the fill blends into the picture outside the mask.", min=0)
+    ] = 0,
+    handles: Annotated[
+        int, typer.Option(help="Also process and deliver this many frames on each side of --start/--end.", min=0)
+    ] = 0,
     method: Annotated[
         str, typer.Option(help=f"Internal-learning method: {', '.join(METHODS)} (see the README).")
     ] = "iivi",
@@ -169,7 +186,12 @@ def inpaint(
         typer.Option(help="VGG19 weights file (torchvision layout) for the contextual loss."),
     ] = None,
     output_format: Annotated[
-        str | None, typer.Option("--format", help="Force the output: ffv1, h264, png or tiff.")
+        str | None,
+        typer.Option(
+            "--format",
+            help="Force the output kind: ffv1, prores-422hq, prores-4444, h264, h265, png, tiff or dpx "
+            "(default: the input's own kind where the output path allows it).",
+        ),
     ] = None,
     checkpoint_dir: Annotated[
         Path | None,
@@ -197,7 +219,8 @@ def inpaint(
             contextual_weight=contextual,
             vgg19_weights=None if vgg19_weights is None else str(vgg19_weights),
         )
-        kind = output_kind_for(output, output_format)
+        kind = None if output_format is None else output_kind_for(output, output_format)
+        boxes = tuple(parse_box(text) for text in box or [])
         torch_device = resolve_device(device)
     except (ValueError, MediaError) as error:
         console.print(f"[red]error:[/red] {escape(str(error))}")
@@ -216,6 +239,9 @@ def inpaint(
             dilate=dilate,
             mask_mode=mask_mode,
             mask_frame=mask_frame,
+            boxes=boxes,
+            feather=feather,
+            handles=handles,
         )
     except ValueError as error:
         console.print(f"[red]error:[/red] {escape(str(error))}")
@@ -228,9 +254,14 @@ def inpaint(
             progress.update(task, completed=iteration, total=total, loss=loss)
 
         try:
+            began = time.perf_counter()
             outputs, result = inpaint_files(
                 inputs, output, config, torch_device, kind, checkpoints, on_step
             )
+            record = shot_provenance(
+                outputs, result, config, preset_name, torch_device, time.perf_counter() - began
+            )
+            provenance = write_provenance_file(record, qc_path(outputs.video, "provenance.json"))
         except MediaError as error:
             console.print(f"[red]error:[/red] {escape(str(error))}")
             raise typer.Exit(2)
@@ -242,6 +273,10 @@ def inpaint(
         f"train {result.train_seconds:.1f}s, fill {result.fill_seconds:.1f}s on {torch_device})"
     )
     console.print(f"contact sheet: {escape(str(outputs.contact_sheet))}")
+    console.print(f"difference: {escape(str(outputs.difference))}; preview: {escape(str(outputs.preview))}")
+    console.print(f"provenance: {escape(str(provenance))}")
+    if outputs.audio_sidecar is not None:
+        console.print(f"audio (image sequences hold none): {escape(str(outputs.audio_sidecar))}")
     if outputs.predicted_masks is not None:
         console.print(f"predicted masks: {escape(str(outputs.predicted_masks))}")
 
@@ -422,6 +457,8 @@ def submit(
     console.print(_results_table(summary.results))
     _print_counts(summary.results)
     console.print(f"results: {escape(summary.results_uri)}")
+    if summary.report_uri is not None:
+        console.print(f"report: {escape(summary.report_uri)}")
     if summary.failed:
         raise typer.Exit(1)
 

@@ -29,7 +29,19 @@ from archive_inpaint.media import (
     read_masks_to_store,
     write_frames,
 )
-from archive_inpaint.qc import write_contact_sheet
+from archive_inpaint.media.boxes import Box, box_mask, check_boxes_fit, format_boxes
+from archive_inpaint.media.kinds import output_kind_for
+from archive_inpaint.media.masks import dilate_holes
+from archive_inpaint.media.master import Timing, is_variable_rate, write_master
+from archive_inpaint.media.probe import probe_source
+from archive_inpaint.provenance import content_digest
+from archive_inpaint.qc import (
+    changed_outside_mask,
+    write_contact_sheet,
+    write_difference_image,
+    write_side_by_side_preview,
+    write_thumbnail,
+)
 from archive_inpaint.media.frame_store import FrameStore
 from archive_inpaint.media.reader import StoredFrames
 from archive_inpaint.training.mask_propagation import propagate_masks
@@ -94,9 +106,10 @@ def inpaint_arrays(
     checkpoint_dir: Path | None = None,
     on_step: StepCallback | None = None,
     on_checkpoint: CheckpointCallback | None = None,
+    feather: int = 0,
 ) -> InpaintResult:
     """Train the config's method on ``frames`` (T, H, W, 3) uint8/uint16 with ``holes`` (T, H, W)
-    bool and fill them."""
+    bool and fill them (``feather``: px of soft edge outside the hole, see inference/feather.py)."""
     if frames.shape[:3] != holes.shape:
         raise ValueError(f"frames {frames.shape} and holes {holes.shape} do not match")
     output = FrameStore.from_array(np.empty_like(frames))
@@ -109,6 +122,7 @@ def inpaint_arrays(
         checkpoint_dir,
         on_step,
         on_checkpoint,
+        feather,
     )
     result.frames = output.to_array()
     return result
@@ -123,6 +137,7 @@ def inpaint_stores(
     checkpoint_dir: Path | None = None,
     on_step: StepCallback | None = None,
     on_checkpoint: CheckpointCallback | None = None,
+    feather: int = 0,
 ) -> InpaintResult:
     """The engine on frames held in stores (in memory or on scratch disk): train every stage the
     footage's size calls for, fill, and write the filled frames into ``output``.
@@ -153,7 +168,7 @@ def inpaint_stores(
     if len(stages) == 1:
         began = time.perf_counter()
         predict = method_predictor(trained.method, trained.network, working_set)
-        fill_shot_into(predict, working_set, frames, holes, output, config.inference.batch_size)
+        fill_shot_into(predict, working_set, frames, holes, output, config.inference.batch_size, feather)
         return InpaintResult(
             empty, trained.iterations, trained.resumed_from, train_seconds,
             time.perf_counter() - began, history, shape=frames.shape,
@@ -182,7 +197,7 @@ def inpaint_stores(
         train_seconds += stage_result.seconds
         history.extend(stage_result.loss_history)
     began = time.perf_counter()
-    tiles = fill_shot_tiled(predictor, frames, holes, output)
+    tiles = fill_shot_tiled(predictor, frames, holes, output, feather)
     log.info("filled %d tiles", tiles)
     return InpaintResult(
         empty, done, trained.resumed_from, train_seconds, time.perf_counter() - began, history,
@@ -200,10 +215,10 @@ def _offset_progress(on_step: StepCallback | None, offset: int, total: int) -> S
 
 @dataclass(frozen=True)
 class ShotInputs:
-    """Where a shot's media come from and how its mask is read."""
+    """Where a shot's media come from, which frames, and how its mask is made."""
 
     video: Path
-    mask: Path
+    mask: Path | None  # None: the mask is the static ``boxes`` alone
     start: int = 0
     end: int | None = None
     fps: Fraction | None = None  # for image sequences
@@ -214,12 +229,26 @@ class ShotInputs:
     # video/folder of which only that frame is used); the other frames' masks are predicted.
     mask_mode: str = "per-frame"
     mask_frame: int = 0
+    # Static boxes (burnt-in timestamps, logos) added to every frame's mask.
+    boxes: tuple[Box, ...] = ()
+    # Soft edge: the fill blends into the picture over this many px outside the (dilated) mask.
+    feather: int = 0
+    # Extra frames processed and delivered on each side of [start, end), clamped to the file:
+    # the editor's handles, and more of the shot for the network to learn from.
+    handles: int = 0
 
     def __post_init__(self) -> None:
         if self.mask_mode not in MASK_MODES:
             raise ValueError(f"mask_mode must be one of {', '.join(MASK_MODES)}, got {self.mask_mode!r}")
         if self.mask_frame < 0:
             raise ValueError(f"mask_frame must be >= 0, got {self.mask_frame}")
+        if self.mask is None and not self.boxes:
+            raise ValueError("a shot needs a mask, boxes, or both")
+        if self.mask is None and self.mask_mode == "single-frame":
+            raise ValueError("single-frame mask mode needs an annotated mask image")
+        for name in ("feather", "handles", "dilate"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 
 
 MASK_MODES = ("per-frame", "single-frame")
@@ -230,18 +259,38 @@ class FileOutputs:
     video: Path
     contact_sheet: Path
     predicted_masks: Path | None = None  # single-frame mode: the masks the shot was filled with
+    difference: Path | None = None
+    preview: Path | None = None
+    thumbnail: Path | None = None
+    audio_sidecar: Path | None = None  # an image-sequence output's audio, copied as is
+    # What the output was made from and how: source description, range, output kind, tags,
+    # content hashes (see provenance.py). Written next to the output by the CLI and batch.
+    media: dict = field(default_factory=dict)
+
+    def files(self) -> list[Path]:
+        """Every file or folder written, the output first."""
+        extra = (self.contact_sheet, self.difference, self.preview, self.thumbnail,
+                 self.predicted_masks, self.audio_sidecar)
+        return [self.video, *(path for path in extra if path is not None)]
+
+
+def _stem(output: Path) -> str:
+    return output.name[: -len(output.suffix)] if output.suffix else output.name
 
 
 def predicted_masks_path(output: Path) -> Path:
     """Beside the output: ``shot.mkv`` -> ``shot.masks.mkv`` (FFV1, white = hole)."""
-    stem = output.name[: -len(output.suffix)] if output.suffix else output.name
-    return output.with_name(f"{stem}.masks.mkv")
+    return output.with_name(f"{_stem(output)}.masks.mkv")
 
 
 def contact_sheet_path(output: Path) -> Path:
     """Beside the output: ``shot.mkv`` -> ``shot.contact.png``, a sequence folder -> ``folder.contact.png``."""
-    stem = output.name[: -len(output.suffix)] if output.suffix else output.name
-    return output.with_name(f"{stem}.contact.png")
+    return output.with_name(f"{_stem(output)}.contact.png")
+
+
+def qc_path(output: Path, what: str) -> Path:
+    """Beside the output: ``shot.mkv`` -> ``shot.<what>`` (diff.png, preview.mp4, thumb.png...)."""
+    return output.with_name(f"{_stem(output)}.{what}")
 
 
 def inpaint_files(
@@ -249,25 +298,40 @@ def inpaint_files(
     output: Path,
     config: MethodConfig,
     device: torch.device,
-    output_kind: OutputKind | None = None,
+    output_kind: OutputKind | str | None = None,
     checkpoint_dir: Path | None = None,
     on_step: StepCallback | None = None,
     on_checkpoint: CheckpointCallback | None = None,
+    hash_contents: bool = True,
 ) -> tuple[FileOutputs, InpaintResult]:
-    written_paths = [Path(output)]
+    """One shot from files to files: the output keeps the source's kind (unless ``output_kind``
+    or the output's suffix says otherwise), its untouched samples, audio, timecode and colour
+    tags; QC artefacts and the media provenance come with it."""
+    output = Path(output)
+    written_paths = [output]
     if inputs.mask_mode == "single-frame":
-        written_paths.append(predicted_masks_path(Path(output)))
+        written_paths.append(predicted_masks_path(output))
     for target in written_paths:
-        for source in (inputs.video, inputs.mask):
-            if target.resolve() == Path(source).resolve():
+        for source_path in (inputs.video, inputs.mask):
+            if source_path is not None and target.resolve() == Path(source_path).resolve():
                 # The atomic rename would replace a source the user may hold no other copy of.
-                raise MediaError(f"output '{target}' would overwrite the input '{source}'")
+                raise MediaError(f"output '{target}' would overwrite the input '{source_path}'")
+    source = probe_source(inputs.video)
+    kind = output_kind_for(output, output_kind, source)
+    # Handles widen the range on both sides, within the file.
+    start = max(0, inputs.start - inputs.handles)
+    requested_end = None if inputs.end is None else inputs.end + inputs.handles
     # Frames and masks go to scratch disk when large (ProgressiveConfig.in_memory_limit_bytes),
     # so a 4K shot is held a few frames at a time, never whole.
     limit = config.progressive.in_memory_limit_bytes
     video = read_frames_to_store(
-        inputs.video, start=inputs.start, end=inputs.end, fps=inputs.fps, in_memory_limit=limit
+        inputs.video, start=start, end=requested_end, fps=inputs.fps, in_memory_limit=limit,
+        clamp_end=inputs.handles > 0,
     )
+    end = start + video.num_frames
+    runs_to_file_end = inputs.end is None or (requested_end is not None and end < requested_end)
+    label = f"video '{inputs.video}'"
+    check_boxes_fit(inputs.boxes, video.height, video.width, label)
     with video, ExitStack() as cleanup:
         mask_args = dict(
             num_frames=video.num_frames,
@@ -275,30 +339,100 @@ def inpaint_files(
             width=video.width,
             fps=video.fps,
             video_path=str(inputs.video),
-            start=inputs.start,
-            end=inputs.end,
+            start=start,
+            end=end,
             threshold=inputs.mask_threshold,
             in_memory_limit=limit,
         )
         masks_written = None
-        if inputs.mask_mode == "per-frame":
+        if inputs.mask is None:
+            holes = cleanup.enter_context(
+                FrameStore.create((video.num_frames, video.height, video.width, 1), bool, in_memory_limit=limit)
+            )
+            _add_boxes(holes, inputs.boxes, inputs.dilate, replace=True)
+        elif inputs.mask_mode == "per-frame":
             holes = cleanup.enter_context(read_masks_to_store(inputs.mask, dilate=inputs.dilate, **mask_args))
+            _add_boxes(holes, inputs.boxes, inputs.dilate)
         else:
-            holes, masks_written = _single_frame_masks(inputs, video, mask_args, config, device, output, cleanup)
+            annotated = inputs.mask_frame + (inputs.start - start)
+            holes, masks_written = _single_frame_masks(
+                inputs, annotated, video, mask_args, config, device, output, cleanup
+            )
+            _add_boxes(holes, inputs.boxes, inputs.dilate)
         filled = cleanup.enter_context(
             FrameStore.create(video.store.shape, video.store.dtype, in_memory_limit=limit)
         )
         result = inpaint_stores(
-            video.store, holes, filled, config, device, checkpoint_dir, on_step, on_checkpoint
+            video.store, holes, filled, config, device, checkpoint_dir, on_step, on_checkpoint,
+            inputs.feather,
         )
         release_free_memory()
-        written = write_frames(filled, video.fps, output, output_kind)
-        sheet = write_contact_sheet(video.store, filled, holes, contact_sheet_path(output))
-    return FileOutputs(video=written, contact_sheet=sheet, predicted_masks=masks_written), result
+        timing = Timing(video.fps)
+        if video.timestamps and video.time_base is not None and is_variable_rate(
+            video.timestamps, video.time_base, video.fps
+        ):
+            timing = Timing(video.fps, video.timestamps, video.time_base)
+        master = write_master(
+            filled, timing, output, kind, source=source, start=start,
+            end=None if runs_to_file_end else end, original=video.store, holes=holes,
+        )
+        outputs = FileOutputs(
+            video=master.path,
+            contact_sheet=write_contact_sheet(video.store, filled, holes, contact_sheet_path(output)),
+            predicted_masks=masks_written,
+            difference=write_difference_image(video.store, filled, holes, qc_path(output, "diff.png")),
+            preview=write_side_by_side_preview(video.store, filled, video.fps, qc_path(output, "preview.mp4")),
+            thumbnail=write_thumbnail(filled[video.num_frames // 2], qc_path(output, "thumb.png")),
+            audio_sidecar=master.audio_sidecar,
+        )
+        outputs.media = {
+            "source": source.to_dict(),
+            "range": {
+                "requested_start": inputs.start, "requested_end": inputs.end,
+                "handles": inputs.handles, "start": start, "end": end, "frames": video.num_frames,
+            },
+            "fps": str(video.fps),
+            "mask": {
+                "path": None if inputs.mask is None else str(inputs.mask),
+                "mode": inputs.mask_mode,
+                "boxes": format_boxes(inputs.boxes) or None,
+                "dilate": inputs.dilate,
+                "feather": inputs.feather,
+                "threshold": inputs.mask_threshold,
+            },
+            "output": master.to_dict(),
+            "pixels_changed_outside_mask": changed_outside_mask(video.store, filled, holes)
+            if inputs.feather == 0 else None,
+        }
+    if hash_contents:
+        outputs.media["input_digests"] = {
+            "video": content_digest(inputs.video),
+            "mask": None if inputs.mask is None else content_digest(inputs.mask),
+        }
+        outputs.media["output_digests"] = {
+            path.name: content_digest(path)
+            for path in (outputs.video, outputs.predicted_masks, outputs.audio_sidecar)
+            if path is not None
+        }
+    return outputs, result
+
+
+def _add_boxes(holes: FrameStore, boxes: tuple[Box, ...], dilate: int, replace: bool = False) -> None:
+    """Union the static boxes (grown by ``dilate`` like the mask) into every frame's hole."""
+    if not boxes and not replace:
+        return
+    height, width = holes.shape[1:3]
+    static = dilate_holes(box_mask(boxes, height, width)[None], dilate)[0][..., None] if boxes else None
+    for index in range(holes.num_frames):
+        if replace:
+            holes.write(index, static if static is not None else np.zeros((height, width, 1), bool))
+        elif static is not None:
+            holes.write(index, holes.frame(index) | static)
 
 
 def _single_frame_masks(
     inputs: ShotInputs,
+    annotated: int,
     video: StoredFrames,
     mask_args: dict,
     config: MethodConfig,
@@ -307,14 +441,14 @@ def _single_frame_masks(
     cleanup: ExitStack,
 ) -> tuple[FrameStore, Path]:
     """Predict every frame's mask from the annotated one; save them beside the output."""
-    if inputs.mask_frame >= video.num_frames:
+    if annotated >= video.num_frames:
         raise MediaError(
             f"mask_frame {inputs.mask_frame} is outside the {video.num_frames} frames of "
             f"'{inputs.video}' (counted from the range's first frame)"
         )
     # The annotation is read with the video's checks (size, and frame count for a video/folder).
     with read_masks_to_store(inputs.mask, dilate=0, **mask_args) as given:
-        annotation = given.frame(inputs.mask_frame)[..., 0].astype(bool)
+        annotation = given.frame(annotated)[..., 0].astype(bool)
     if not annotation.any():
         raise MediaError(
             f"mask '{inputs.mask}' is empty at the annotated frame {inputs.mask_frame}: "
@@ -325,7 +459,7 @@ def _single_frame_masks(
         FrameStore.create((video.num_frames, video.height, video.width, 1), bool, in_memory_limit=limit)
     )
     propagate_masks(
-        video.store, annotation, inputs.mask_frame, config.mask_propagation, device, holes, inputs.dilate
+        video.store, annotation, annotated, config.mask_propagation, device, holes, inputs.dilate
     )
     visible = cleanup.enter_context(
         FrameStore.create((video.num_frames, video.height, video.width, 3), np.uint8, in_memory_limit=limit)

@@ -216,6 +216,9 @@ def test_a_retry_clears_what_a_dead_attempt_left_behind(tmp_path: Path) -> None:
         "_SUCCESS.json",
         "checkpoints",
         "d.contact.png",
+        "d.diff.png",
         "d.mkv",
+        "d.preview.mp4",
+        "d.thumb.png",
         "provenance.json",
     ]

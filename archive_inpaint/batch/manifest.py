@@ -22,6 +22,8 @@ import pyarrow.parquet as pq
 
 from archive_inpaint.batch import storage
 from archive_inpaint.config import METHODS, PRESETS
+from archive_inpaint.media.boxes import parse_boxes
+from archive_inpaint.media.kinds import OutputKind
 
 SCHEMA_VERSION = 1
 
@@ -43,6 +45,13 @@ OPTIONAL: dict[str, tuple[Callable[[pa.DataType], bool], str]] = {
     "iterations": _INT,
     "dilate": _INT,
     "output_uri": _STRING,
+    # Static boxes "x,y,w,h;x,y,w,h" added to every frame's mask (burnt-in timestamps, logos);
+    # with boxes, mask_uri may be null.
+    "boxes": _STRING,
+    "feather": _INT,
+    "handles": _INT,
+    # ffv1, prores-422hq, prores-4444, h264, h265, png, tiff, dpx; null: the input's own kind.
+    "output_format": _STRING,
 }
 # per-frame: mask_uri has every frame's mask (or one image for all). single-frame: mask_uri
 # annotates frame mask_frame of the shot's range; the other masks are predicted (IIVI §4.2).
@@ -53,7 +62,7 @@ MASK_MODES = ("per-frame", "single-frame")
 class ShotSpec:
     shot_id: str
     video_uri: str
-    mask_uri: str
+    mask_uri: str | None  # None: the mask is the static boxes alone
     start_frame: int = 0
     end_frame: int | None = None
     mask_mode: str = "per-frame"
@@ -63,6 +72,10 @@ class ShotSpec:
     iterations: int | None = None
     dilate: int = 0
     output_uri: str | None = None
+    boxes: str | None = None
+    feather: int = 0
+    handles: int = 0
+    output_format: str | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any], base: str | None = None) -> ShotSpec:
@@ -79,7 +92,7 @@ class ShotSpec:
         return cls(
             shot_id=str(get("shot_id")),
             video_uri=resolve_uri(str(get("video_uri")), base),
-            mask_uri=resolve_uri(str(get("mask_uri")), base),
+            mask_uri=None if get("mask_uri") is None else resolve_uri(str(get("mask_uri")), base),
             start_frame=int(get("start_frame") or 0),
             end_frame=None if get("end_frame") is None else int(get("end_frame")),
             mask_mode=str(get("mask_mode") or "per-frame"),
@@ -89,6 +102,10 @@ class ShotSpec:
             iterations=None if get("iterations") is None else int(get("iterations")),
             dilate=int(get("dilate") or 0),
             output_uri=None if output is None else resolve_uri(str(output), base),
+            boxes=get("boxes") or None,
+            feather=int(get("feather") or 0),
+            handles=int(get("handles") or 0),
+            output_format=get("output_format"),
         )
 
 
@@ -186,7 +203,9 @@ def _check_columns(schema: pa.Schema, problems: list[str]) -> list[str]:
             continue
         column_type = schema.field(name).type
         # An optional column that is entirely null is read back as the null type: that is fine.
-        if is_type(column_type) or (name in OPTIONAL and pa.types.is_null(column_type)):
+        # mask_uri too: a manifest of box-only shots has no mask file at all.
+        nullable = name in OPTIONAL or name == "mask_uri"
+        if is_type(column_type) or (nullable and pa.types.is_null(column_type)):
             usable.append(name)
         else:
             problems.append(f"column {name!r} must be {description}, found {column_type}")
@@ -201,8 +220,24 @@ def _row_label(index: int, row: Mapping[str, Any]) -> str:
 def _check_row(row: Mapping[str, Any]) -> list[str]:
     problems = []
     for name in REQUIRED:
+        if name == "mask_uri" and row.get("boxes") and row.get(name) is None:
+            continue  # boxes alone are a mask
         if name in row and (row[name] is None or not str(row[name]).strip()):
             problems.append(f"{name} is empty")
+    boxes = row.get("boxes")
+    if boxes is not None:
+        try:
+            parse_boxes(boxes)
+        except ValueError as error:
+            problems.append(f"boxes: {error}")
+    for name in ("feather", "handles"):
+        value = row.get(name)
+        if value is not None and value < 0:
+            problems.append(f"{name} must be >= 0, got {value}")
+    output_format = row.get("output_format")
+    if output_format is not None and output_format not in {kind.value for kind in OutputKind}:
+        choices = ", ".join(kind.value for kind in OutputKind)
+        problems.append(f"unknown output_format {output_format!r} (choose one of {choices})")
     shot_id = row.get("shot_id")
     if isinstance(shot_id, str) and (shot_id in (".", "..") or any(c in shot_id for c in "/\\")):
         # It names the shot's output folder: it must be one path segment.

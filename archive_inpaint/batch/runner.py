@@ -36,6 +36,7 @@ from archive_inpaint.batch.results import (
     default_results_uri,
     write_results,
 )
+from archive_inpaint.batch.run_report import write_run_report
 from archive_inpaint.batch.shot_task import (
     SUCCESS_NAME,
     ShotJob,
@@ -60,6 +61,7 @@ class ManifestInvalid(Exception):
 class RunSummary:
     results_uri: str
     results: list[ShotResult] = field(default_factory=list)
+    report_uri: str | None = None
 
     @property
     def failed(self) -> list[ShotResult]:
@@ -75,7 +77,7 @@ def make_job(spec: ShotSpec, options: RunOptions) -> ShotJob:
     spec = dataclasses.replace(
         spec,
         video_uri=storage.absolute(spec.video_uri),
-        mask_uri=storage.absolute(spec.mask_uri),
+        mask_uri=None if spec.mask_uri is None else storage.absolute(spec.mask_uri),
         output_uri=None if spec.output_uri is None else storage.absolute(spec.output_uri),
     )
     preset_name = spec.preset or options.preset
@@ -139,6 +141,12 @@ def run_batch(
         if started_here:
             ray.shutdown()
     write_results(summary.results, summary.results_uri)
+    try:
+        summary.report_uri = write_run_report(
+            summary.results, storage.absolute(options.output_uri), f"archive-inpaint run: {options.manifest_uri}"
+        )
+    except Exception as error:  # noqa: BLE001  the results table is written; the report is a view of it
+        log.warning("run report not written: %s", error)
     return summary
 
 

@@ -13,35 +13,34 @@ import hashlib
 import json
 import logging
 import os
-import platform
 import re
 import shutil
-import socket
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import av
-import numpy as np
 import ray
 import torch
 
-from archive_inpaint import __version__
 from archive_inpaint.batch import metrics, storage
 from archive_inpaint.batch.manifest import ShotSpec
 from archive_inpaint.batch.metrics import ShotMetrics
 from archive_inpaint.batch.results import FAILED, SUCCEEDED, ShotResult
 from archive_inpaint.config import MethodConfig
-from archive_inpaint.media import MediaError, OutputKind
+from archive_inpaint.media import MediaError
+from archive_inpaint.media.boxes import parse_boxes
+from archive_inpaint.media.kinds import OutputKind, default_output_kind, output_suffix
+from archive_inpaint.media.probe import SourceInfo, probe_source
 from archive_inpaint.pipeline import (
+    FileOutputs,
     InpaintResult,
     ShotInputs,
-    contact_sheet_path,
     inpaint_files,
     resolve_device,
 )
+from archive_inpaint.provenance import shot_provenance
 from archive_inpaint.training.trainer import StepCallback
 
 log = logging.getLogger(__name__)
@@ -65,9 +64,12 @@ class ShotJob:
     preset: str
     device: str
 
-    @property
-    def video_name(self) -> str:
-        return f"{self.spec.shot_id}.mkv"
+    def output_name(self, source: SourceInfo) -> tuple[str, OutputKind]:
+        """The output's file (or sequence folder) name and kind: the manifest's output_format,
+        else the input's own kind (a ProRes .mov comes back as a ProRes .mov)."""
+        spec = self.spec
+        kind = OutputKind(spec.output_format) if spec.output_format else default_output_kind(source)
+        return f"{spec.shot_id}{output_suffix(kind, source)}", kind
 
 
 def fingerprint(job: ShotJob) -> tuple[str, dict[str, Any]]:
@@ -77,7 +79,7 @@ def fingerprint(job: ShotJob) -> tuple[str, dict[str, Any]]:
     document = {
         "inputs": {
             "video": storage.stat(spec.video_uri).to_dict(),
-            "mask": storage.stat(spec.mask_uri).to_dict(),
+            "mask": None if spec.mask_uri is None else storage.stat(spec.mask_uri).to_dict(),
         },
         "parameters": parameters(job),
     }
@@ -101,7 +103,10 @@ def parameters(job: ShotJob) -> dict[str, Any]:
         "mask_mode": spec.mask_mode,
         "mask_frame": spec.mask_frame,
         "dilate": spec.dilate,
-        "output_format": OutputKind.FFV1_MKV.value,
+        "boxes": spec.boxes,
+        "feather": spec.feather,
+        "handles": spec.handles,
+        "output_format": spec.output_format or "same as input",
     }
 
 
@@ -180,7 +185,8 @@ def _process(job: ShotJob, began: float, recorder: ShotMetrics | None) -> ShotRe
         scratch = Path(scratch_name)
         mark = time.perf_counter()
         video = storage.fetch(spec.video_uri, scratch / "video")
-        mask = storage.fetch(spec.mask_uri, scratch / "mask")
+        mask = None if spec.mask_uri is None else storage.fetch(spec.mask_uri, scratch / "mask")
+        output_name, kind = job.output_name(probe_source(video))
         timings["download_seconds"] = time.perf_counter() - mark
 
         # A local output is written in place; a remote one is built in scratch and uploaded whole.
@@ -201,11 +207,14 @@ def _process(job: ShotJob, began: float, recorder: ShotMetrics | None) -> ShotRe
                     dilate=spec.dilate,
                     mask_mode=spec.mask_mode,
                     mask_frame=spec.mask_frame,
+                    boxes=parse_boxes(spec.boxes),
+                    feather=spec.feather,
+                    handles=spec.handles,
                 ),
-                out_dir / job.video_name,
+                out_dir / output_name,
                 job.config,
                 device,
-                OutputKind.FFV1_MKV,
+                kind,
                 checkpoints,
                 on_step,
                 # Each checkpoint is uploaded as soon as it is complete (and pruned ones removed).
@@ -213,18 +222,16 @@ def _process(job: ShotJob, began: float, recorder: ShotMetrics | None) -> ShotRe
             )
         except Exception as error:
             # Media errors name the scratch copies; name the manifest's URIs instead.
-            text = str(error).replace(str(video), spec.video_uri).replace(str(mask), spec.mask_uri)
+            text = str(error).replace(str(video), spec.video_uri)
+            if mask is not None and spec.mask_uri is not None:
+                text = text.replace(str(mask), spec.mask_uri)
             if _rebuildable(error):
                 raise type(error)(text) from error
             raise
         mark = time.perf_counter()
         if remote_output:
-            storage.upload(outputs.video, storage.join(job.output_uri, job.video_name))
-            sheet = contact_sheet_path(outputs.video)
-            storage.upload(sheet, storage.join(job.output_uri, sheet.name))
-            if outputs.predicted_masks is not None:
-                masks = outputs.predicted_masks
-                storage.upload(masks, storage.join(job.output_uri, masks.name))
+            for path in outputs.files():
+                storage.upload_tree(path, storage.join(job.output_uri, path.name))
         timings["upload_seconds"] = time.perf_counter() - mark
 
     frames, height, width = (int(n) for n in result.shape[:3])
@@ -233,7 +240,7 @@ def _process(job: ShotJob, began: float, recorder: ShotMetrics | None) -> ShotRe
     timings["total_seconds"] = time.perf_counter() - began
     storage.write_json(
         storage.join(job.output_uri, PROVENANCE_NAME),
-        _provenance(job, identity, result, device, timings, outputs.predicted_masks is not None),
+        _provenance(job, identity, result, device, timings, outputs),
     )
     row = ShotResult(
         shot_id=spec.shot_id,
@@ -326,35 +333,13 @@ def _provenance(
     result: InpaintResult,
     device: torch.device,
     timings: dict[str, float],
-    masks_predicted: bool,
+    outputs: FileOutputs,
 ) -> dict[str, Any]:
-    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
-    return {
-        "shot_id": job.spec.shot_id,
-        **identity,
-        "iterations": result.iterations,
-        "resumed_from": result.resumed_from,
-        "final_loss": result.loss_history[-1] if result.loss_history else None,
-        "stages": result.stages,
-        "tiles": result.tiles,
-        "method": result.method,
-        # What the method used that the parameters do not say: which features the contextual
-        # loss compared (VGG19 or the weight-free fallback), which flow estimator, etc.
-        "method_details": result.provenance,
-        "outputs": [job.video_name, f"{job.spec.shot_id}.contact.png"]
-        + ([f"{job.spec.shot_id}.masks.mkv"] if masks_predicted else []),
-        "versions": {
-            "archive_inpaint": __version__,
-            "torch": torch.__version__,
-            "av": av.__version__,
-            "ray": ray.__version__,
-            "numpy": np.__version__,
-            "python": platform.python_version(),
-        },
-        "device": {"type": device.type, "name": device_name or str(device)},
-        "host": socket.gethostname(),
-        "timings": timings,
-    }
+    """The archival record: the manifest's URIs and parameters (``identity``) plus what the shot's
+    run used and made (media, content hashes, versions, device, timings)."""
+    record = shot_provenance(outputs, result, job.config, job.preset, device, timings["total_seconds"])
+    record["timings"] = timings
+    return {"shot_id": job.spec.shot_id, **identity, **record}
 
 
 # One task per shot. max_retries covers system failures only (worker or node lost); shot errors

@@ -122,6 +122,17 @@ def upload(local: Path, uri: str) -> None:
     fs.put_file(str(local), path)
 
 
+def upload_tree(local: Path, uri: str) -> None:
+    """``upload`` for a file or a whole folder (an image-sequence output), file by file; the
+    shot's ``_SUCCESS.json``, written last, is what says the folder is complete."""
+    if not local.is_dir():
+        upload(local, uri)
+        return
+    for path in sorted(local.rglob("*")):
+        if path.is_file():
+            upload(path, join(uri, *path.relative_to(local).parts))
+
+
 def write_bytes(uri: str, data: bytes) -> None:
     fs, path = filesystem(uri)
     if isinstance(fs, LocalFileSystem):

@@ -116,12 +116,15 @@ class PatchStagePredictor:
         return output.final[..., :height, :width], output
 
     @torch.no_grad()
-    def predict(self, frame_ids: list[int], tiles: list[Tile], extra: ExtraHoles = None) -> torch.Tensor:
-        """(N, 3, h, w) in [-1, 1]: the stage's fill of ``tiles`` composited with known pixels."""
+    def predict(
+        self, frame_ids: list[int], tiles: list[Tile], extra: ExtraHoles = None, raw: bool = False
+    ) -> torch.Tensor:
+        """(N, 3, h, w) in [-1, 1]: the stage's fill of ``tiles`` composited with known pixels
+        (``raw``: the network's own image everywhere, which a feathered edge blends with)."""
         images, holes = self.inputs(frame_ids, tiles, extra)
         prior = self.previous.prior_for(frame_ids, tiles, self.size, extra)
         final, _ = self.run(images, holes, prior)
-        return final * holes + images * (1.0 - holes)
+        return final if raw else final * holes + images * (1.0 - holes)
 
     def fill_tiles(self, frame_id: int, hole: np.ndarray, all_tiles: bool = False) -> tuple[BlendedRegion | None, int]:
         """This stage's fill of one frame with ``hole`` (its real hole at this stage's size):
@@ -132,7 +135,8 @@ class PatchStagePredictor:
         tiles = grid if all_tiles else tiles_touching(hole, grid, self.tiling.tile_margin)
 
         def predict(batch: list[Tile]) -> np.ndarray:
-            return self.predict([frame_id] * len(batch), batch).permute(0, 2, 3, 1).float().cpu().numpy()
+            # Raw: callers use the hole's pixels, and a feathered composite the band around it.
+            return self.predict([frame_id] * len(batch), batch, raw=True).permute(0, 2, 3, 1).float().cpu().numpy()
 
         blended = blend_tiles(height, width, tiles, predict, self.tiling.tile_overlap, self.tiling.tile_batch_size)
         return blended, len(tiles)

@@ -19,6 +19,7 @@ import av.video.stream
 import numpy as np
 
 from .errors import MediaError
+from .native import UNSPECIFIED_MATRIX, UNSPECIFIED_RANGE, frame_matrix, frame_range
 from .rates import FPS_TAG, refine_rate
 
 # Target pixel formats by component depth.  Sources deeper than 8 bits go to a
@@ -34,6 +35,10 @@ class DecodedRange:
     arrays: list[np.ndarray]  # empty when the frames went to an on_frame sink
     frames_seen: int  # frames decoded before stopping: the file's total if end is None
     bit_depth: int  # 8 or 16, from the decoded pixel format
+    # Presentation timestamps of the range's frames, in `time_base` units (None where the
+    # stream gives none): what keeps a variable-frame-rate source's timing in the output.
+    timestamps: tuple[int | None, ...] = ()
+    time_base: Fraction | None = None
 
 
 @contextmanager
@@ -94,11 +99,12 @@ def decode_range(
     first_size = (0, 0)
     last: av.VideoFrame | None = None
     first_pts: int | None = None
+    timestamps: list[int | None] = []
     try:
         for frame in container.decode(stream):
             if convert is None:
                 bit_depth = 16 if frame.format.components[0].bits > 8 else 8
-                convert = _converter(formats[0] if bit_depth == 8 else formats[1])
+                convert = _converter(formats[0] if bit_depth == 8 else formats[1], stream)
                 first_size = (frame.width, frame.height)
                 first_pts = frame.pts
             if (frame.width, frame.height) != first_size:
@@ -107,6 +113,7 @@ def decode_range(
                     f"{frame.width}x{frame.height} after {first_size[0]}x{first_size[1]}"
                 )
             if seen >= start:
+                timestamps.append(frame.pts)
                 if on_frame is None:
                     arrays.append(convert(frame))
                 else:
@@ -122,7 +129,11 @@ def decode_range(
         ) from exc
     if end is None and last is not None:
         _check_not_truncated(container, stream, label, first_pts, last, seen)
-    return DecodedRange(arrays=arrays, frames_seen=seen, bit_depth=bit_depth)
+    time_base = Fraction(stream.time_base) if stream.time_base is not None else None
+    return DecodedRange(
+        arrays=arrays, frames_seen=seen, bit_depth=bit_depth,
+        timestamps=tuple(timestamps), time_base=time_base,
+    )
 
 
 def _reason(exc: Exception) -> str:
@@ -132,13 +143,32 @@ def _reason(exc: Exception) -> str:
     return reason if isinstance(reason, str) and reason else str(exc)
 
 
-def _converter(pix_fmt: str) -> Callable[[av.VideoFrame], np.ndarray]:
+def _converter(
+    pix_fmt: str, stream: av.video.stream.VideoStream
+) -> Callable[[av.VideoFrame], np.ndarray]:
+    # The stream header's tags stand in for a frame's unspecified ones (MOV keeps the matrix in
+    # its header, not in each ProRes frame); the output writer converts fills back the same way.
+    context = stream.codec_context
+    matrix = getattr(context, "colorspace", None)
+    colour_range = getattr(context, "color_range", None)
+
     def convert(frame: av.VideoFrame) -> np.ndarray:
         # Passing the frame's own colour range makes full-range ("JPEG") YUV
         # sources convert correctly; PyAV otherwise assumes limited range.
-        return frame.to_ndarray(format=pix_fmt, src_color_range=frame.color_range)
+        options = {}
+        src_matrix = frame_matrix(frame, _specified(matrix, UNSPECIFIED_MATRIX))
+        if src_matrix is not None:
+            options["src_colorspace"] = src_matrix
+        src_range = frame_range(frame, _specified(colour_range, UNSPECIFIED_RANGE))
+        if src_range is not None:
+            options["src_color_range"] = src_range
+        return frame.to_ndarray(format=pix_fmt, **options)
 
     return convert
+
+
+def _specified(value: object, unspecified: int) -> int | None:
+    return None if value is None or int(value) == unspecified else int(value)
 
 
 def _check_not_truncated(

@@ -1,16 +1,19 @@
-"""Still images: listing frame folders and reading single images with OpenCV."""
+"""Still images: listing frame folders and reading single images (OpenCV; DPX through FFmpeg)."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 
 from .errors import MediaError, quote
 
-IMAGE_SUFFIXES = frozenset({".png", ".tif", ".tiff", ".jpg", ".jpeg"})
+# DPX (the film-scan format, 10-bit log or 16-bit) is read by FFmpeg: OpenCV has no DPX reader.
+DPX_SUFFIXES = frozenset({".dpx"})
+IMAGE_SUFFIXES = frozenset({".png", ".tif", ".tiff", ".jpg", ".jpeg"}) | DPX_SUFFIXES
 
 _DIGITS = re.compile(r"(\d+)")
 
@@ -53,6 +56,8 @@ def read_image_raw(path: Path, label: str, context: str = "") -> np.ndarray:
     file in `context` (e.g. " (for video 'v.mp4')").
     """
     name = f"{label} {quote(path)}{context}"
+    if path.suffix.lower() in DPX_SUFFIXES:
+        return _read_dpx(path, name)
     # imread returns None instead of raising, so check explicitly.
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if image is None:
@@ -75,3 +80,18 @@ def to_rgb(image: np.ndarray) -> np.ndarray:
         return np.repeat(image, 3, axis=2)
     # Drop alpha and reverse BGR in one view, then copy to a compact array.
     return np.ascontiguousarray(image[:, :, 2::-1])
+
+
+def _read_dpx(path: Path, name: str) -> np.ndarray:
+    """A DPX frame in read_image_raw's layout: BGR, 16-bit for anything deeper than 8 bits.
+
+    10- and 12-bit samples are scaled to the full 16-bit range by FFmpeg's converter (bit
+    replication), which the DPX writer reverses exactly, so a 10-bit DPX survives a round trip.
+    """
+    try:
+        with av.open(str(path)) as container:
+            frame = next(container.decode(video=0))
+    except (av.FFmpegError, OSError, StopIteration) as exc:
+        raise MediaError(f"{name} is not a readable image: {exc}") from exc
+    deep = max(component.bits for component in frame.format.components) > 8
+    return frame.to_ndarray(format="bgr48le" if deep else "bgr24")

@@ -89,6 +89,10 @@ class StoredFrames:
     fps: Fraction
     path: str
     bit_depth: int
+    # Each frame's presentation time in `time_base` units, for video sources (empty for
+    # images, or where the stream gives no timestamps).
+    timestamps: tuple[int, ...] = ()
+    time_base: Fraction | None = None
 
     def __post_init__(self) -> None:
         _check_layout(self.store.shape, self.store.dtype, self.bit_depth, self.fps)
@@ -144,6 +148,7 @@ def read_frames_to_store(
     *,
     scratch: Path | None = None,
     in_memory_limit: int = DEFAULT_IN_MEMORY_LIMIT,
+    clamp_end: bool = False,
 ) -> StoredFrames:
     """`read_frames`, but decoded frame by frame into a FrameStore.
 
@@ -151,14 +156,18 @@ def read_frames_to_store(
     otherwise a raw file in `scratch` (default: the system temporary folder),
     so memory stays at a few frames whatever the shot's size.  Arguments,
     validation and errors are those of `read_frames`.  Close the result (or
-    use it as a context manager) to delete its scratch file.
+    use it as a context manager) to delete its scratch file.  With `clamp_end`
+    an `end` past the file's last frame means "to the end" (handles at a reel's
+    end), instead of an error.
     """
     label = f"video {quote(path)}"
     source, files, requested = _locate(path, start, end, fps, label)
     if files is None:
         return _read_video_to_store(
-            source, str(path), label, start, end, requested, scratch, in_memory_limit
+            source, str(path), label, start, end, requested, scratch, in_memory_limit, clamp_end
         )
+    if clamp_end and end is not None and start < len(files):
+        end = min(end, len(files))
     check_range_in_file(len(files), start, end, label)
 
     def allocate(shape: tuple[int, int, int, int], dtype: np.dtype) -> FrameStore:
@@ -189,7 +198,7 @@ def _locate(
     if source.is_dir():
         files = list_images(source)
         if not files:
-            raise MediaError(f"{label} contains no frames (no PNG, TIFF or JPEG images)")
+            raise MediaError(f"{label} contains no frames (no PNG, TIFF, DPX or JPEG images)")
         return source, files, requested
     if is_image_file(source):
         return source, [source], requested
@@ -234,6 +243,7 @@ def _read_video_to_store(
     requested: Fraction | None,
     scratch: Path | None,
     in_memory_limit: int,
+    clamp_end: bool = False,
 ) -> StoredFrames:
     sink = _GrowingStore(scratch, in_memory_limit)
     try:
@@ -247,12 +257,18 @@ def _read_video_to_store(
                 container, stream, label=label, start=start, end=end, formats=RGB_FORMATS,
                 on_frame=sink,
             )
+        if clamp_end and end is not None and start < decoded.frames_seen:
+            end = min(end, decoded.frames_seen)
         check_range_in_file(decoded.frames_seen, start, end, label)
         store = sink.finish()
     except BaseException:
         sink.discard()  # no scratch file outlives a failed read
         raise
-    return StoredFrames(store=store, fps=rate, path=path, bit_depth=decoded.bit_depth)
+    known = all(ts is not None for ts in decoded.timestamps)
+    return StoredFrames(
+        store=store, fps=rate, path=path, bit_depth=decoded.bit_depth,
+        timestamps=tuple(decoded.timestamps) if known else (), time_base=decoded.time_base,
+    )
 
 
 def _capacity_hint(

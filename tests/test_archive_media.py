@@ -1,0 +1,320 @@
+"""Archive-grade media: every format in and out, bit depth, exact rate and count, audio copied
+untouched, timecode and colour tags carried, VFR timing, mask controls, provenance hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from archive_inpaint.media import MediaError, read_frames
+from archive_inpaint.media.boxes import Box
+from archive_inpaint.media.images import list_images
+from archive_inpaint.media.kinds import OutputKind, default_output_kind
+from archive_inpaint.media.master import Timing, write_master
+from archive_inpaint.media.native import plane_mask
+from archive_inpaint.media.probe import probe_source
+from archive_inpaint.pipeline import ShotInputs, inpaint_files
+from tests.engine_fixtures import CPU, tiny_config
+from tests.media_fixtures import (
+    NTSC_FILM,
+    audio_payloads,
+    encode,
+    native_planes,
+    rgb16_frames,
+    video_timestamps,
+)
+
+FRAMES = 6
+
+
+def _holes(count: int = FRAMES, height: int = 32, width: int = 48) -> np.ndarray:
+    holes = np.zeros((count, height, width), bool)
+    for t in range(count):
+        holes[t, 8:20, 10 + 2 * t : 26 + 2 * t] = True
+    return holes
+
+
+def _mask_folder(folder: Path, holes: np.ndarray) -> Path:
+    folder.mkdir()
+    for index, hole in enumerate(holes):
+        cv2.imwrite(str(folder / f"m_{index:04d}.png"), hole.astype(np.uint8) * 255)
+    return folder
+
+
+def _run(video: Path, mask: Path | None, output: Path, **inputs) -> tuple:
+    return inpaint_files(
+        ShotInputs(video=video, mask=mask, **inputs), output, tiny_config(2), CPU, None, output.parent / "ck"
+    )
+
+
+def _assert_native_exact_outside(source: list, output: list, holes: np.ndarray, start: int = 0) -> None:
+    """Every sample of every plane equal outside the touched region (chroma: samples covering
+    any hole pixel may differ)."""
+    assert len(output) == len(holes)
+    for index, (out_planes, hole) in enumerate(zip(output, holes)):
+        for plane_index, (a, b) in enumerate(zip(source[start + index], out_planes)):
+            rows, samples = a.shape
+            per_pixel = max(1, samples // _plane_width(hole, rows, samples))
+            changed = a != b
+            touched = plane_mask(hole, rows, samples // per_pixel) if plane_index else hole
+            # a chroma sample is kept only if none of its pixels is in the hole: test the complement
+            keep = ~_any_touched(hole, rows, samples // per_pixel)
+            keep = np.repeat(keep, per_pixel, axis=1)
+            assert not changed[keep].any(), f"frame {index} plane {plane_index}: {changed[keep].sum()} samples changed"
+            del touched
+
+
+def _plane_width(hole: np.ndarray, rows: int, samples: int) -> int:
+    width = hole.shape[1]
+    return width if samples % width == 0 and samples // width in (1, 3, 4) else samples
+
+
+def _any_touched(hole: np.ndarray, rows: int, columns: int) -> np.ndarray:
+    return ~plane_mask(~hole, rows, columns)
+
+
+@pytest.fixture
+def holes() -> np.ndarray:
+    return _holes()
+
+
+# ---- Inputs: every container and sequence format ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("suffix", "container", "codec", "pix_fmt"),
+    [
+        (".mov", "mov", "prores_ks", "yuv422p10le"),
+        (".mp4", "mp4", "libx264", "yuv420p"),
+        (".mkv", "matroska", "ffv1", "yuv422p10le"),
+        (".mxf", "mxf", "mpeg2video", "yuv422p"),
+        (".avi", "avi", "ffv1", "yuv420p"),
+    ],
+)
+def test_containers_keep_exact_rate_and_frame_count(tmp_path, suffix, container, codec, pix_fmt):
+    video = encode(tmp_path / f"in{suffix}", rgb16_frames(FRAMES), codec=codec, pix_fmt=pix_fmt,
+                   container=container)
+    shot = read_frames(video)
+    assert shot.num_frames == FRAMES and shot.fps == NTSC_FILM
+    assert shot.bit_depth == (16 if "10" in pix_fmt else 8)
+    # Same kind back where we write it; MPEG-2 comes back as the lossless master.
+    expected = {"prores_ks": OutputKind.PRORES_422HQ, "libx264": OutputKind.H264}.get(codec, OutputKind.FFV1_MKV)
+    assert default_output_kind(probe_source(video)) is expected
+
+
+# ---- Fidelity through the whole pipeline -------------------------------------------------------
+
+
+def test_10bit_ffv1_yuv_master_is_sample_exact_outside_the_mask(tmp_path, holes):
+    video = encode(tmp_path / "master.mkv", rgb16_frames(FRAMES), codec="ffv1", pix_fmt="yuv422p10le",
+                   container="matroska", colour=(1, 1, 1, 1))
+    outputs, _ = _run(video, _mask_folder(tmp_path / "m", holes), tmp_path / "out.mkv")
+    with av.open(str(outputs.video)) as container:
+        assert container.streams.video[0].codec_context.pix_fmt == "yuv422p10le"
+    _assert_native_exact_outside(native_planes(video), native_planes(outputs.video), holes)
+    # and the hole did change
+    assert not np.array_equal(read_frames(outputs.video).frames[holes], read_frames(video).frames[holes])
+
+
+def test_16bit_tiff_sequence_comes_back_as_16bit_tiff_exact_outside(tmp_path, holes):
+    frames = rgb16_frames(FRAMES)
+    folder = tmp_path / "scan"
+    folder.mkdir()
+    for index, pixels in enumerate(frames):
+        cv2.imwrite(str(folder / f"scan_{index:05d}.tif"), pixels[..., ::-1])
+    outputs, _ = _run(folder, _mask_folder(tmp_path / "m", holes), tmp_path / "restored")
+    files = list_images(outputs.video)
+    assert [f.suffix for f in files] == [".tiff"] * FRAMES
+    result = read_frames(outputs.video)
+    assert result.bit_depth == 16 and result.frames.dtype == np.uint16
+    assert np.array_equal(result.frames[~holes], frames[~holes])
+
+
+def test_10bit_dpx_sequence_comes_back_as_10bit_dpx_exact_outside(tmp_path, holes):
+    folder = tmp_path / "dpx"
+    folder.mkdir()
+    for index, pixels in enumerate(rgb16_frames(FRAMES)):
+        frame = av.VideoFrame.from_ndarray(pixels, format="rgb48le").reformat(format="gbrp10le")
+        encoder = av.codec.CodecContext.create("dpx", "w")
+        encoder.width, encoder.height, encoder.pix_fmt = frame.width, frame.height, "gbrp10le"
+        encoder.time_base = Fraction(1, 24)
+        (folder / f"reel1_{index:07d}.dpx").write_bytes(b"".join(bytes(p) for p in encoder.encode(frame)))
+    outputs, _ = _run(folder, _mask_folder(tmp_path / "m", holes), tmp_path / "restored")
+    files = list_images(outputs.video)
+    assert [f.suffix for f in files] == [".dpx"] * FRAMES
+    source = [native_planes(f)[0] for f in list_images(folder)]
+    result = [native_planes(f)[0] for f in files]
+    with av.open(str(files[0])) as container:
+        assert next(container.decode(video=0)).format.name == "gbrp10le"
+    _assert_native_exact_outside(source, result, holes)
+
+
+def test_prores_10bit_keeps_profile_depth_rate_timecode_colour_and_audio(tmp_path):
+    video = encode(
+        tmp_path / "shot.mov", rgb16_frames(10), codec="prores_ks", pix_fmt="yuv422p10le", container="mov",
+        options={"profile": "3"}, audio="pcm_s16le", timecode="01:00:00:00", colour=(1, 1, 1, 1),
+    )
+    holes = _holes(10)
+    outputs, _ = _run(video, _mask_folder(tmp_path / "m", holes), tmp_path / "out.mov", start=3, end=9)
+    info = probe_source(outputs.video)
+    assert (info.codec, info.pix_fmt, info.profile) == ("prores", "yuv422p10le", "HQ")
+    assert info.timecode == "01:00:00:03"  # moved by the range's first frame
+    assert (info.colour.primaries, info.colour.transfer, info.colour.matrix, info.colour.range) == (1, 1, 1, 1)
+    shot = read_frames(outputs.video)
+    assert shot.num_frames == 6 and shot.fps == NTSC_FILM
+    assert info.audio and info.audio[0].codec == "pcm_s16le"
+    # The range's audio: the packets that start within frames 3..9's time span, untouched, each
+    # at its original time relative to the pictures (a packet cannot be cut without re-encoding).
+    begin, finish = Fraction(3003, 24000), Fraction(9009, 24000)
+    with av.open(str(video)) as container:
+        kept = [(p.pts * p.time_base, bytes(p)) for p in container.demux(container.streams.audio[0])
+                if p.size and begin <= p.pts * p.time_base < finish]
+    with av.open(str(outputs.video)) as container:
+        copied = [(p.pts * p.time_base, bytes(p)) for p in container.demux(container.streams.audio[0]) if p.size]
+    assert len(copied) == len(kept) >= 5
+    assert [payload for _, payload in copied] == [payload for _, payload in kept]
+    assert [moment for moment, _ in copied] == [moment - begin for moment, _ in kept]
+
+
+def test_audio_packets_are_byte_identical(tmp_path, holes):
+    video = encode(tmp_path / "a.mkv", rgb16_frames(FRAMES), codec="ffv1", pix_fmt="yuv420p",
+                   container="matroska", audio="pcm_s24le")
+    outputs, _ = _run(video, _mask_folder(tmp_path / "m", holes), tmp_path / "out.mkv")
+    assert audio_payloads(outputs.video) == audio_payloads(video)
+    assert outputs.media["output"]["audio_streams"] == 1
+
+
+def test_sequence_output_keeps_the_audio_beside_it(tmp_path, holes):
+    video = encode(tmp_path / "a.mov", rgb16_frames(FRAMES), codec="prores_ks", pix_fmt="yuv422p10le",
+                   container="mov", audio="pcm_s16le")
+    outputs, _ = _run(video, _mask_folder(tmp_path / "m", holes), tmp_path / "frames", )
+    assert outputs.audio_sidecar is not None
+    assert audio_payloads(outputs.audio_sidecar) == audio_payloads(video)
+
+
+def test_variable_frame_rate_keeps_each_timestamp(tmp_path, holes):
+    stamps = [0, 40, 90, 120, 200, 230]  # ms: no constant rate
+    video = encode(tmp_path / "vfr.mkv", rgb16_frames(FRAMES), codec="ffv1", pix_fmt="yuv420p",
+                   container="matroska", fps=Fraction(25), timestamps=stamps, time_base=Fraction(1, 1000))
+    outputs, _ = _run(video, _mask_folder(tmp_path / "m", holes), tmp_path / "out.mkv")
+    assert outputs.media["output"]["variable_frame_rate"] is True
+    assert video_timestamps(outputs.video)[0] == stamps
+
+
+def test_constant_rate_is_not_mistaken_for_variable(tmp_path, holes):
+    video = encode(tmp_path / "cfr.mkv", rgb16_frames(FRAMES), codec="ffv1", pix_fmt="yuv420p",
+                   container="matroska")
+    outputs, _ = _run(video, _mask_folder(tmp_path / "m", holes), tmp_path / "out.mkv")
+    assert outputs.media["output"]["variable_frame_rate"] is False
+    assert read_frames(outputs.video).fps == NTSC_FILM
+
+
+# ---- Every output kind --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", list(OutputKind))
+def test_every_output_kind_writes_a_readable_shot(tmp_path, kind, holes):
+    source_path = encode(tmp_path / "src.mkv", rgb16_frames(FRAMES), codec="ffv1", pix_fmt="yuv422p10le",
+                         container="matroska", timecode="10:00:00:00", colour=(1, 1, 1, 1))
+    source = probe_source(source_path)
+    original = read_frames(source_path).frames
+    filled = original.copy()
+    filled[holes] = 12345
+    suffix = {OutputKind.FFV1_MKV: ".mkv", OutputKind.H264: ".mp4", OutputKind.H265: ".mp4"}.get(kind, ".mov")
+    target = tmp_path / ("out" if kind.value in ("png", "tiff", "dpx") else f"out{suffix}")
+    report = write_master(filled, Timing(NTSC_FILM), target, kind, source=source, original=original, holes=holes)
+    result = read_frames(target, fps=NTSC_FILM if target.is_dir() else None)
+    assert result.num_frames == FRAMES
+    deep = kind is not OutputKind.H264
+    assert result.bit_depth == (16 if deep else 8), report.pix_fmt
+    if kind in (OutputKind.FFV1_MKV,):
+        _assert_native_exact_outside(native_planes(source_path), native_planes(target), holes)
+    if kind in (OutputKind.PNG_SEQUENCE, OutputKind.TIFF_SEQUENCE):
+        assert np.array_equal(result.frames[~holes], original[~holes])
+    if not target.is_dir():
+        info = probe_source(target)
+        assert info.timecode == "10:00:00:00" and info.colour.matrix == 1
+        assert result.fps == NTSC_FILM
+
+
+# ---- Mask controls ------------------------------------------------------------------------------
+
+
+def test_boxes_alone_make_the_mask_and_nothing_else_changes(tmp_path):
+    frames = rgb16_frames(FRAMES)
+    video = encode(tmp_path / "dash.mkv", frames, codec="ffv1", pix_fmt="bgr0", container="matroska")
+    outputs, _ = _run(video, None, tmp_path / "out.mkv", boxes=(Box(2, 3, 20, 6), Box(30, 24, 12, 5)))
+    box = np.zeros((32, 48), bool)
+    box[3:9, 2:22] = True
+    box[24:29, 30:42] = True
+    source, result = read_frames(video).frames, read_frames(outputs.video).frames
+    changed = (source != result).any(axis=-1)
+    assert not changed[:, ~box].any()
+    assert changed[:, box].any()
+    assert outputs.media["mask"]["boxes"] == "2,3,20,6;30,24,12,5"
+
+
+def test_a_box_outside_the_frame_is_a_clear_error(tmp_path):
+    video = encode(tmp_path / "dash.mkv", rgb16_frames(2), codec="ffv1", pix_fmt="bgr0", container="matroska")
+    with pytest.raises(MediaError, match=r"40,20,20,20.*dash\.mkv"):
+        _run(video, None, tmp_path / "out.mkv", boxes=(Box(40, 20, 20, 20),))
+
+
+def test_feather_blends_a_band_and_leaves_the_rest_exact(tmp_path, holes):
+    video = encode(tmp_path / "f.mkv", rgb16_frames(FRAMES), codec="ffv1", pix_fmt="bgr0", container="matroska")
+    outputs, _ = _run(video, _mask_folder(tmp_path / "m", holes), tmp_path / "out.mkv", feather=3)
+    source, result = read_frames(video).frames, read_frames(outputs.video).frames
+    changed = (source != result).any(axis=-1)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9))
+    band = np.stack([cv2.dilate(h.astype(np.uint8), kernel) > 0 for h in holes])
+    assert not changed[~band].any()
+    assert changed[band & ~holes].any()  # the soft edge did blend outside the hole
+
+
+def test_handles_widen_the_range_and_clamp_at_the_end(tmp_path):
+    video = encode(tmp_path / "h.mkv", rgb16_frames(10), codec="ffv1", pix_fmt="bgr0", container="matroska",
+                   timecode="00:00:10:00", fps=Fraction(25))
+    holes = _holes(10)
+    mask = _mask_folder(tmp_path / "m", holes)
+    outputs, result = _run(video, mask, tmp_path / "mid.mkv", start=4, end=6, handles=2)
+    assert read_frames(outputs.video).num_frames == 6
+    assert probe_source(outputs.video).timecode == "00:00:10:02"
+    assert outputs.media["range"] == {"requested_start": 4, "requested_end": 6, "handles": 2,
+                                      "start": 2, "end": 8, "frames": 6}
+    outputs, _ = _run(video, mask, tmp_path / "tail.mkv", start=7, end=10, handles=2)
+    assert outputs.media["range"]["start"] == 5 and outputs.media["range"]["end"] == 10
+
+
+# ---- Provenance ---------------------------------------------------------------------------------
+
+
+def test_cli_writes_provenance_with_content_hashes(tmp_path, holes):
+    from typer.testing import CliRunner
+
+    from archive_inpaint.cli import app
+
+    video = encode(tmp_path / "p.mkv", rgb16_frames(FRAMES), codec="ffv1", pix_fmt="yuv422p10le",
+                   container="matroska")
+    mask = _mask_folder(tmp_path / "m", holes)
+    output = tmp_path / "out.mkv"
+    result = CliRunner().invoke(app, ["inpaint", str(video), "-m", str(mask), "-o", str(output),
+                                      "--iterations", "2", "--width", "4", "--device", "cpu", "--quiet"])
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "out.provenance.json").read_text())
+    media = record["media"]
+    assert media["input_digests"]["video"]["sha256"] == hashlib.sha256(video.read_bytes()).hexdigest()
+    assert media["output_digests"]["out.mkv"]["sha256"] == hashlib.sha256(output.read_bytes()).hexdigest()
+    assert len(media["input_digests"]["mask"]["files"]) == FRAMES
+    assert media["source"]["pix_fmt"] == "yuv422p10le" and media["output"]["native_composite"] is True
+    assert media["pixels_changed_outside_mask"] == 0
+    assert record["config"]["train"]["iterations"] == 2 and record["method"] == "iivi"
+    assert "ffmpeg" in record["versions"] and record["device"]["type"] == "cpu"
+    for name in ("out.contact.png", "out.diff.png", "out.preview.mp4", "out.thumb.png"):
+        assert (tmp_path / name).is_file() and name in record["outputs"]
