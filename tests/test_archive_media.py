@@ -21,8 +21,8 @@ from archive_inpaint.media.master import Timing, write_master
 from archive_inpaint.media.native import plane_mask
 from archive_inpaint.media.probe import probe_source
 from archive_inpaint.pipeline import ShotInputs, inpaint_files
-from tests.engine_fixtures import CPU, tiny_config
-from tests.media_fixtures import (
+from engine_fixtures import CPU, tiny_config
+from media_fixtures import (
     NTSC_FILM,
     audio_payloads,
     encode,

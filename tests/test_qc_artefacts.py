@@ -15,7 +15,7 @@ from archive_inpaint.qc.contact_sheet import GAP, LABEL_HEIGHT
 from archive_inpaint.qc.preview import preview_size
 
 
-from tests.test_qc_contact_sheet import _is_red, _read_rgb
+from test_qc_contact_sheet import _is_red, _read_rgb
 
 
 def _shot(dtype=np.uint8, frames=4, height=16, width=24):
