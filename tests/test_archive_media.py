@@ -220,8 +220,10 @@ def test_constant_rate_is_not_mistaken_for_variable(tmp_path, holes):
 
 
 @pytest.mark.parametrize("kind", list(OutputKind))
-def test_every_output_kind_writes_a_readable_shot(tmp_path, kind, holes):
-    source_path = encode(tmp_path / "src.mkv", rgb16_frames(FRAMES), codec="ffv1", pix_fmt="yuv422p10le",
+def test_every_output_kind_writes_a_readable_shot(tmp_path, kind):
+    # 96x64: x265 is unstable on pictures smaller than its 64 px coding tree.
+    holes = _holes(FRAMES, 64, 96)
+    source_path = encode(tmp_path / "src.mkv", rgb16_frames(FRAMES, 64, 96), codec="ffv1", pix_fmt="yuv422p10le",
                          container="matroska", timecode="10:00:00:00", colour=(1, 1, 1, 1))
     source = probe_source(source_path)
     original = read_frames(source_path).frames
