@@ -156,8 +156,12 @@ def test_a_killed_worker_is_retried_and_resumes_from_the_stored_checkpoint(
     assert [p for p in found if p not in checkpoints] == [
         "k/_SUCCESS.json",
         "k/k.contact.png",
+        "k/k.diff.png",
         "k/k.mkv",
+        "k/k.preview.mp4",
+        "k/k.thumb.png",
         "k/provenance.json",
+        "report.html",
         "results.parquet",
     ]
     assert checkpoint_steps(bucket, f"{BUCKET}/out/k/checkpoints") == [
