@@ -36,7 +36,6 @@ from archive_inpaint.media.master import Timing, is_variable_rate, write_master
 from archive_inpaint.media.probe import probe_source
 from archive_inpaint.provenance import content_digest
 from archive_inpaint.qc import (
-    changed_outside_mask,
     write_contact_sheet,
     write_difference_image,
     write_side_by_side_preview,
@@ -367,11 +366,7 @@ def inpaint_files(
             inputs.feather,
         )
         release_free_memory()
-        timing = Timing(video.fps)
-        if video.timestamps and video.time_base is not None and is_variable_rate(
-            video.timestamps, video.time_base, video.fps
-        ):
-            timing = Timing(video.fps, video.timestamps, video.time_base)
+        timing = _timing(video)
         master = write_master(
             filled, timing, output, kind, source=source, start=start,
             end=None if runs_to_file_end else end, original=video.store, holes=holes,
@@ -401,8 +396,6 @@ def inpaint_files(
                 "threshold": inputs.mask_threshold,
             },
             "output": master.to_dict(),
-            "pixels_changed_outside_mask": changed_outside_mask(video.store, filled, holes)
-            if inputs.feather == 0 else None,
         }
     if hash_contents:
         outputs.media["input_digests"] = {
@@ -415,6 +408,17 @@ def inpaint_files(
             if path is not None
         }
     return outputs, result
+
+
+def _timing(video: StoredFrames) -> Timing:
+    """The output's timing: constant rate, or each frame's own timestamp for a variable-rate
+    source; with the first frame's time in the source, where a range's audio starts."""
+    if not video.timestamps or video.time_base is None:
+        return Timing(video.fps)
+    first = Fraction(video.timestamps[0]) * video.time_base
+    if is_variable_rate(video.timestamps, video.time_base, video.fps):
+        return Timing(video.fps, video.timestamps, video.time_base, first_time=first)
+    return Timing(video.fps, first_time=first)
 
 
 def _add_boxes(holes: FrameStore, boxes: tuple[Box, ...], dilate: int, replace: bool = False) -> None:

@@ -156,6 +156,27 @@ def test_10bit_dpx_sequence_comes_back_as_10bit_dpx_exact_outside(tmp_path, hole
     _assert_native_exact_outside(source, result, holes)
 
 
+def test_16bit_dpx_sequence_comes_back_as_16bit_dpx_exact_outside(tmp_path, holes):
+    folder = tmp_path / "dpx16"
+    folder.mkdir()
+    frames = rgb16_frames(FRAMES)
+    encoder = av.codec.CodecContext.create("dpx", "w")
+    encoder.width, encoder.height, encoder.pix_fmt = 48, 32, "rgb48le"
+    encoder.time_base = Fraction(1, 24)
+    for index, pixels in enumerate(frames):
+        picture = av.VideoFrame.from_ndarray(pixels, format="rgb48le")
+        picture.pts = index
+        (folder / f"f_{index:04d}.dpx").write_bytes(b"".join(bytes(p) for p in encoder.encode(picture)))
+    outputs, _ = _run(folder, _mask_folder(tmp_path / "m", holes), tmp_path / "restored")
+    files = list_images(outputs.video)
+    assert [f.suffix for f in files] == [".dpx"] * FRAMES
+    with av.open(str(files[0])) as container:
+        assert next(container.decode(video=0)).format.name.startswith("rgb48")
+    result = read_frames(outputs.video)
+    assert result.bit_depth == 16 and np.array_equal(result.frames[~holes], frames[~holes])
+    assert not np.array_equal(result.frames[holes], frames[holes])
+
+
 def test_prores_10bit_keeps_profile_depth_rate_timecode_colour_and_audio(tmp_path):
     video = encode(
         tmp_path / "shot.mov", rgb16_frames(10), codec="prores_ks", pix_fmt="yuv422p10le", container="mov",
@@ -234,6 +255,13 @@ def test_every_output_kind_writes_a_readable_shot(tmp_path, kind):
     report = write_master(filled, Timing(NTSC_FILM), target, kind, source=source, original=original, holes=holes)
     result = read_frames(target, fps=NTSC_FILM if target.is_dir() else None)
     assert result.num_frames == FRAMES
+    # The source's own 10-bit 4:2:2 where the codec takes it; the kind's own format otherwise.
+    assert report.pix_fmt == {
+        OutputKind.FFV1_MKV: "yuv422p10le", OutputKind.PRORES_422HQ: "yuv422p10le",
+        OutputKind.PRORES_4444: "yuv444p10le", OutputKind.H264: "yuv420p", OutputKind.H265: "yuv420p10le",
+        OutputKind.PNG_SEQUENCE: "rgb48", OutputKind.TIFF_SEQUENCE: "rgb48", OutputKind.DPX_SEQUENCE: "gbrp10le",
+    }[kind]
+    assert report.changed_outside_holes == 0
     deep = kind is not OutputKind.H264
     assert result.bit_depth == (16 if deep else 8), report.pix_fmt
     if kind in (OutputKind.FFV1_MKV,):
@@ -278,6 +306,7 @@ def test_feather_blends_a_band_and_leaves_the_rest_exact(tmp_path, holes):
     band = np.stack([cv2.dilate(h.astype(np.uint8), kernel) > 0 for h in holes])
     assert not changed[~band].any()
     assert changed[band & ~holes].any()  # the soft edge did blend outside the hole
+    assert outputs.media["output"]["changed_outside_holes"] == int(changed[~holes].sum())
 
 
 def test_handles_widen_the_range_and_clamp_at_the_end(tmp_path):
@@ -315,7 +344,7 @@ def test_cli_writes_provenance_with_content_hashes(tmp_path, holes):
     assert media["output_digests"]["out.mkv"]["sha256"] == hashlib.sha256(output.read_bytes()).hexdigest()
     assert len(media["input_digests"]["mask"]["files"]) == FRAMES
     assert media["source"]["pix_fmt"] == "yuv422p10le" and media["output"]["native_composite"] is True
-    assert media["pixels_changed_outside_mask"] == 0
+    assert media["output"]["changed_outside_holes"] == 0
     assert record["config"]["train"]["iterations"] == 2 and record["method"] == "iivi"
     assert "ffmpeg" in record["versions"] and record["device"]["type"] == "cpu"
     for name in ("out.contact.png", "out.diff.png", "out.preview.mp4", "out.thumb.png"):

@@ -27,7 +27,7 @@ from .errors import MediaError, quote
 from .frame_store import Frames
 from .images import list_images
 from .kinds import CONTAINER_BY_SUFFIX, SEQUENCE_SUFFIX, OutputKind
-from .native import BT709, LIMITED_RANGE, composite_native, is_rgb_format, rgb_frame
+from .native import BT709, LIMITED_RANGE, composite_native, convert, is_rgb_format, rgb_frame
 from .probe import ColourTags, SourceInfo
 from .rates import FPS_TAG, require_fps
 from .timecode import offset_timecode
@@ -59,6 +59,9 @@ class Timing:
     fps: Fraction
     timestamps: tuple[int, ...] | None = None
     time_base: Fraction | None = None
+    # When the output's first frame is shown in the source, in seconds (the reader has it): where
+    # a range's audio starts. None: ``start / fps``.
+    first_time: Fraction | None = None
 
 
 @dataclass
@@ -74,6 +77,9 @@ class MasterReport:
     timecode: str | None = None
     colour: ColourTags = field(default_factory=ColourTags)
     variable_frame_rate: bool = False
+    # Pixels (over all frames) the composite changed outside the holes: the feather band, and
+    # nothing else. None when the writer was not given the original frames and holes.
+    changed_outside_holes: int | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -86,6 +92,7 @@ class MasterReport:
             "timecode": self.timecode,
             "colour": self.colour.to_dict(),
             "variable_frame_rate": self.variable_frame_rate,
+            "changed_outside_holes": self.changed_outside_holes,
         }
 
 
@@ -122,22 +129,23 @@ def write_master(
     """
     path = Path(target)
     require_fps(timing.fps)
-    native = source is not None and original is not None and holes is not None
     report = MasterReport(path=path, kind=kind)
+    # Untouched samples can come from the source only when we know which pixels were touched.
+    report.native_composite = source is not None and original is not None and holes is not None
     if source is not None:
         report.colour = source.colour
         if source.timecode:
             report.timecode = _moved_timecode(source.timecode, start, timing.fps)
     report.variable_frame_rate = timing.timestamps is not None
     if kind in SEQUENCE_SUFFIX:
-        _write_sequence(filled, path, kind, source, start, original, holes, native, report)
+        _write_sequence(filled, path, kind, source, start, original, holes, report)
     else:
-        _write_video(filled, timing, path, kind, source, start, end, original, holes, native, report)
+        _write_video(filled, timing, path, kind, source, start, end, original, holes, report)
     if source is not None and source.audio and kind in SEQUENCE_SUFFIX:
         # An image sequence cannot hold sound: the audio goes beside it, still unre-encoded.
         sidecar = path.with_name(f"{path.name}.audio.mka")
         with atomic_file(sidecar) as temp, av.open(str(temp), "w", format="matroska") as output:
-            audio = _AudioCopy(source, output, start, end, timing.fps)
+            audio = _AudioCopy(source, output, start, end, timing)
             try:
                 audio.mux_until(None)
             finally:
@@ -154,9 +162,21 @@ def _moved_timecode(timecode: str, start: int, fps: Fraction) -> str | None:
         return None  # a malformed tag: leave it out rather than write a wrong one
 
 
-def _touched(index: int, original: Frames, filled: np.ndarray, holes: Frames) -> np.ndarray:
+def _touched(index: int, original: Frames, filled: np.ndarray, holes: Frames, report: MasterReport) -> np.ndarray:
+    """Frame ``index``'s touched pixels: its hole, plus any pixel the composite changed (the
+    feather band), which is also counted into the report."""
     hole = np.reshape(holes[index], filled.shape[:2]).astype(bool)
-    return hole | (np.asarray(original[index]) != filled).any(axis=2)
+    changed = (np.asarray(original[index]) != filled).any(axis=2)
+    report.changed_outside_holes = (report.changed_outside_holes or 0) + int((changed & ~hole).sum())
+    return hole | changed
+
+
+def _counted(filled: Frames, original: Frames, holes: Frames, report: MasterReport) -> Iterator[np.ndarray]:
+    """``filled``'s frames, counting the pixels changed outside the holes as they go by."""
+    for index, pixels in enumerate(filled):
+        pixels = np.asarray(pixels)
+        _touched(index, original, pixels, holes, report)
+        yield pixels
 
 
 def _source_frames(source: SourceInfo, start: int, count: int) -> Iterator[av.VideoFrame]:
@@ -184,26 +204,24 @@ def _pictures(
     start: int,
     original: Frames | None,
     holes: Frames | None,
-    native: bool,
+    report: MasterReport,
 ) -> Iterator[av.VideoFrame]:
     """Output pictures in ``pix_fmt``: native composites when the source is known."""
     # Frames of an RGB source (or no source) become YUV by our choice: BT.709, limited range.
     yuv_source = source is not None and not is_rgb_format(source.pix_fmt)
     matrix = source.colour.matrix if yuv_source else BT709
     colour_range = source.colour.range if yuv_source else LIMITED_RANGE
-    if not native:
+    if not report.native_composite:
         for pixels in filled:
-            pixels = np.asarray(pixels)
-            yield composite_native(rgb_frame(pixels), pixels, np.zeros(pixels.shape[:2], bool),
-                                   pix_fmt, matrix, colour_range)
+            yield convert(rgb_frame(np.asarray(pixels)), pix_fmt, matrix, colour_range)
         return
     assert source is not None and original is not None and holes is not None
     count = len(filled)
     produced = 0
     for index, frame in enumerate(_source_frames(source, start, count)):
         pixels = np.asarray(filled[index])
-        yield composite_native(frame, pixels, _touched(index, original, pixels, holes), pix_fmt,
-                               matrix, colour_range)
+        touched = _touched(index, original, pixels, holes, report)
+        yield composite_native(frame, pixels, touched, pix_fmt, matrix, colour_range)
         produced += 1
     if produced != count:
         raise MediaError(
@@ -239,28 +257,31 @@ def _source_is_deep(filled: Frames, source: SourceInfo | None) -> bool:
     return filled.dtype == np.uint16 or (source is not None and source.component_bits > 8)
 
 
-def _write_sequence(filled, path, kind, source, start, original, holes, native, report) -> None:
+def _write_sequence(filled, path, kind, source, start, original, holes, report) -> None:
     if kind is not OutputKind.DPX_SEQUENCE:
         # PNG/TIFF hold the RGB frames exactly (8 or 16 bits): the RGB composite is already the
         # source's own samples outside the touched pixels.
         report.pix_fmt = "rgb48" if filled.dtype == np.uint16 else "rgb24"
+        report.native_composite = False
+        frames = filled if original is None or holes is None else _counted(filled, original, holes, report)
         with atomic_directory(path) as folder:
-            write_image_sequence(filled, folder, SEQUENCE_SUFFIX[kind])
+            write_image_sequence(frames, folder, SEQUENCE_SUFFIX[kind])
         return
     deep = _source_is_deep(filled, source)
     pix_fmt = output_pix_fmt(kind, source.pix_fmt if source else None, deep, True)
-    report.pix_fmt, report.native_composite = pix_fmt, native
+    report.pix_fmt = pix_fmt
+    encoder = av.codec.CodecContext.create("dpx", "w")
+    encoder.width, encoder.height, encoder.pix_fmt = filled.shape[2], filled.shape[1], pix_fmt
+    encoder.time_base = Fraction(1, 24)  # required by the API; DPX frames carry no timing
     with atomic_directory(path) as folder:
-        for index, picture in enumerate(_pictures(filled, pix_fmt, source, start, original, holes, native)):
-            encoder = av.codec.CodecContext.create("dpx", "w")
-            encoder.width, encoder.height, encoder.pix_fmt = picture.width, picture.height, pix_fmt
-            encoder.time_base = Fraction(1, 24)
-            picture.pts = 0
-            data = b"".join(bytes(packet) for packet in [*encoder.encode(picture), *encoder.encode(None)])
+        for index, picture in enumerate(_pictures(filled, pix_fmt, source, start, original, holes, report)):
+            picture.pts = index
+            # DPX is intra-only: each frame comes out as one packet, at once.
+            data = b"".join(bytes(packet) for packet in encoder.encode(picture))
             (folder / SEQUENCE_PATTERN.format(index=index, suffix=".dpx")).write_bytes(data)
 
 
-def _write_video(filled, timing, path, kind, source, start, end, original, holes, native, report) -> None:
+def _write_video(filled, timing, path, kind, source, start, end, original, holes, report) -> None:
     container_format = CONTAINER_BY_SUFFIX.get(path.suffix.lower())
     if container_format is None:
         raise MediaError(
@@ -270,7 +291,7 @@ def _write_video(filled, timing, path, kind, source, start, end, original, holes
     even = width % 2 == 0 and height % 2 == 0
     deep = _source_is_deep(filled, source)
     pix_fmt = output_pix_fmt(kind, source.pix_fmt if source else None, deep, even)
-    report.pix_fmt, report.native_composite = pix_fmt, native
+    report.pix_fmt = pix_fmt
     with atomic_file(path) as temp:
         try:
             with av.open(str(temp), mode="w", format=container_format,
@@ -278,12 +299,12 @@ def _write_video(filled, timing, path, kind, source, start, end, original, holes
                 stream = _add_video_stream(output, kind, pix_fmt, width, height, timing, source, report)
                 audio = None
                 if source is not None and source.audio:
-                    audio = _AudioCopy(source, output, start, end, timing.fps)
+                    audio = _AudioCopy(source, output, start, end, timing)
                     report.audio_streams = len(audio.targets)
                 try:
                     _encode_pictures(
                         stream, output, timing, report.colour,
-                        _pictures(filled, pix_fmt, source, start, original, holes, native), audio,
+                        _pictures(filled, pix_fmt, source, start, original, holes, report), audio,
                     )
                 finally:
                     if audio is not None:
@@ -397,8 +418,11 @@ class _AudioCopy:
     without re-encoding it).
     """
 
-    def __init__(self, source: SourceInfo, output, start: int, end: int | None, fps: Fraction) -> None:
-        self.begin, self.finish = _range_seconds(source, start, end, fps)
+    def __init__(self, source: SourceInfo, output, start: int, end: int | None, timing: Timing) -> None:
+        # The range's first frame's time in the source (the reader's timestamp), so the audio
+        # cut needs no second decode of the video.
+        self.begin = timing.first_time if timing.first_time is not None else Fraction(start) / timing.fps
+        self.finish = None if end is None else self.begin + Fraction(end - start) / timing.fps
         self.container = av.open(source.path)
         self.targets = {}
         try:
@@ -439,16 +463,3 @@ class _AudioCopy:
 
     def close(self) -> None:
         self.container.close()
-
-
-def _range_seconds(source: SourceInfo, start: int, end: int | None, fps: Fraction) -> tuple[Fraction, Fraction | None]:
-    """The time span of frames [start, end): from frame ``start``'s timestamp to ``end - start``
-    frame durations later (None: to the end of the file)."""
-    begin = Fraction(start) / fps
-    with open_video(Path(source.path), f"video {quote(source.path)}") as (container, stream):
-        for index, frame in enumerate(container.decode(stream)):
-            if index == start:
-                if frame.pts is not None and frame.time_base is not None:
-                    begin = Fraction(frame.pts) * frame.time_base
-                break
-    return begin, None if end is None else begin + Fraction(end - start) / fps
