@@ -10,7 +10,13 @@ import hashlib
 import json
 import platform
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the pipeline imports this module: types only, no import cycle
+    import torch
+
+    from archive_inpaint.config import MethodConfig
+    from archive_inpaint.pipeline import FileOutputs, InpaintResult
 
 _CHUNK = 8 << 20
 
@@ -80,11 +86,15 @@ def device_description(device: Any) -> dict[str, Any]:
 
 
 def shot_provenance(
-    outputs: Any, result: Any, config: Any, preset: str, device: Any, seconds: float
+    outputs: FileOutputs,
+    result: InpaintResult,
+    config: MethodConfig,
+    preset: str,
+    device: torch.device,
+    seconds: float,
 ) -> dict[str, Any]:
     """The per-shot record: media (source, range, mask, output, hashes), method and every
-    parameter, versions, device, timings. ``outputs``/``result``: pipeline.FileOutputs and
-    InpaintResult (typed loosely to keep this module free of the pipeline's imports)."""
+    parameter, versions, device, timings."""
     return {
         "media": outputs.media,
         "method": result.method,

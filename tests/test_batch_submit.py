@@ -3,6 +3,7 @@ server on 127.0.0.1): a bad shot fails alone, outputs are committed, a rerun ski
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -81,6 +82,12 @@ def test_submit_to_s3_fails_one_shot_alone_then_skips_done_shots(
         assert provenance["inputs"]["video"]["size"] > 0
         assert provenance["parameters"]["config"]["model"]["width"] == 4
         assert provenance["versions"]["torch"] and provenance["device"]["type"] == "cpu"
+        # Content hashes name the manifest's URIs, not the worker's scratch copies.
+        digests = provenance["media"]["input_digests"]
+        assert digests["video"]["path"] == f"s3://{base}/{name}.mkv"
+        assert digests["video"]["sha256"] == hashlib.sha256((tmp_path / f"{name}.mkv").read_bytes()).hexdigest()
+        assert provenance["media"]["source"]["path"] == f"s3://{base}/{name}.mkv"
+        assert provenance["media"]["output"]["path"] == f"{output}/{name}/{name}.mkv"
         success = json.loads(bucket.cat_file(f"{folder}/_SUCCESS.json"))
         assert len(success["fingerprint"]) == 64 and success["inputs"]["mask"]["version"]
         # The lossless output keeps every unmasked pixel of the input.

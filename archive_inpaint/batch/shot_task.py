@@ -197,6 +197,9 @@ def _process(job: ShotJob, began: float, recorder: ShotMetrics | None) -> ShotRe
             sync = CheckpointSync(checkpoints, storage.join(job.output_uri, CHECKPOINTS_NAME))
             sync.download()
         on_step = _step_hook(spec.shot_id, recorder)
+        scratch_names = {str(video): spec.video_uri, str(out_dir): job.output_uri}
+        if mask is not None and spec.mask_uri is not None:
+            scratch_names[str(mask)] = spec.mask_uri
         try:
             outputs, result = inpaint_files(
                 ShotInputs(
@@ -222,12 +225,12 @@ def _process(job: ShotJob, began: float, recorder: ShotMetrics | None) -> ShotRe
             )
         except Exception as error:
             # Media errors name the scratch copies; name the manifest's URIs instead.
-            text = str(error).replace(str(video), spec.video_uri)
-            if mask is not None and spec.mask_uri is not None:
-                text = text.replace(str(mask), spec.mask_uri)
+            text = _with_uris(str(error), scratch_names)
             if _rebuildable(error):
                 raise type(error)(text) from error
             raise
+        # So does the media record (source, digests, outputs): the archive documents the URIs.
+        outputs.media = _with_uris(outputs.media, scratch_names)
         mark = time.perf_counter()
         if remote_output:
             for path in outputs.files():
@@ -260,6 +263,19 @@ def _process(job: ShotJob, began: float, recorder: ShotMetrics | None) -> ShotRe
         {"fingerprint": digest, **identity, "result": row.to_dict(), "completed_at": time.time()},
     )
     return row
+
+
+def _with_uris(value: Any, names: dict[str, str]) -> Any:
+    """``value`` (a string, or dicts and lists of them) with local paths replaced by URIs."""
+    if isinstance(value, str):
+        for local, uri in names.items():
+            value = value.replace(local, uri)
+        return value
+    if isinstance(value, dict):
+        return {key: _with_uris(item, names) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_with_uris(item, names) for item in value]
+    return value
 
 
 def _rebuildable(error: Exception) -> bool:
