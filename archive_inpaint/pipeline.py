@@ -301,7 +301,6 @@ def inpaint_files(
     checkpoint_dir: Path | None = None,
     on_step: StepCallback | None = None,
     on_checkpoint: CheckpointCallback | None = None,
-    hash_contents: bool = True,
 ) -> tuple[FileOutputs, InpaintResult]:
     """One shot from files to files: the output keeps the source's kind (unless ``output_kind``
     or the output's suffix says otherwise), its untouched samples, audio, timecode and colour
@@ -397,16 +396,15 @@ def inpaint_files(
             },
             "output": master.to_dict(),
         }
-    if hash_contents:
-        outputs.media["input_digests"] = {
-            "video": content_digest(inputs.video),
-            "mask": None if inputs.mask is None else content_digest(inputs.mask),
-        }
-        outputs.media["output_digests"] = {
-            path.name: content_digest(path)
-            for path in (outputs.video, outputs.predicted_masks, outputs.audio_sidecar)
-            if path is not None
-        }
+    outputs.media["input_digests"] = {
+        "video": content_digest(inputs.video),
+        "mask": None if inputs.mask is None else content_digest(inputs.mask),
+    }
+    outputs.media["output_digests"] = {
+        path.name: content_digest(path)
+        for path in (outputs.video, outputs.predicted_masks, outputs.audio_sidecar)
+        if path is not None
+    }
     return outputs, result
 
 
