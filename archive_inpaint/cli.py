@@ -23,6 +23,7 @@ from rich.table import Table
 
 from archive_inpaint import __version__
 from archive_inpaint.config import METHODS, PRESETS, preset
+from archive_inpaint.jobs_cli import jobs_app
 from archive_inpaint.media import MediaError, output_kind_for
 from archive_inpaint.media.boxes import parse_box
 from archive_inpaint.pipeline import ShotInputs, inpaint_files, qc_path, resolve_device
@@ -37,7 +38,8 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Remove scratches, logos and objects from film and video shots by per-shot internal learning.",
 )
-console = Console(stderr=True)
+# soft_wrap: no line breaks at 80 columns where stderr is no terminal (job logs, CI): paths stay whole.
+console = Console(stderr=True, soft_wrap=True)
 
 
 def _version(value: bool) -> None:
@@ -286,6 +288,7 @@ def inpaint(
 
 manifest_app = typer.Typer(no_args_is_help=True, help="Create and check batch manifests (Parquet).")
 app.add_typer(manifest_app, name="manifest")
+app.add_typer(jobs_app, name="jobs")
 
 
 def _print_problems(problems: list[str], manifest: str) -> None:
@@ -369,10 +372,31 @@ def submit(
     preset_name: Annotated[
         str, typer.Option("--preset", help=f"Default preset ({', '.join(PRESETS)}); a row's preset wins.")
     ] = "fast",
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda (one GPU per shot).")] = "auto",
+    device: Annotated[
+        str,
+        typer.Option(
+            help="auto, cpu or cuda. cuda on a cluster with no GPU node yet waits for the autoscaler to add one."
+        ),
+    ] = "auto",
     num_cpus: Annotated[
         int | None, typer.Option(help="CPUs for the embedded Ray cluster; default: all.", min=1)
     ] = None,
+    gpu_memory: Annotated[
+        float | None,
+        typer.Option(
+            help="GiB of one worker GPU: shots whose estimated memory fits several times share a GPU. "
+            "Default: read from a GPU worker when one is up, else one GPU per shot.",
+            min=1,
+        ),
+    ] = None,
+    max_retries: Annotated[
+        int,
+        typer.Option(
+            help="Retries of a shot after a lost worker or node (e.g. a spot preemption); "
+            "each resumes from the shot's last checkpoint.",
+            min=0,
+        ),
+    ] = 3,
     iterations: Annotated[
         int | None, typer.Option(help="Training steps for rows without their own.", min=1)
     ] = None,
@@ -389,6 +413,13 @@ def submit(
     wait: Annotated[
         bool, typer.Option(help="With --address: follow the job until it ends and print its logs.")
     ] = False,
+    runtime_env: Annotated[
+        str | None,
+        typer.Option(
+            help="With --address: a runtime-environment YAML/JSON for clusters without the image "
+            "(see jobs/runtime_env.yaml). Secrets are refused: they would show in the dashboard."
+        ),
+    ] = None,
 ) -> None:
     """Inpaint every shot of a manifest; shots already done are skipped.
 
@@ -412,11 +443,16 @@ def submit(
         num_cpus=num_cpus,
         iterations=iterations,
         width=width,
+        gpu_memory_gib=gpu_memory,
+        max_retries=max_retries,
     )
     if address is not None:
         # Before anything imports Ray: Ray reads its authentication mode once, at import.
-        _submit_remote(address, token, wait, options)
+        _submit_remote(address, token, wait, options, runtime_env)
         return
+    if runtime_env is not None:
+        console.print("[red]error:[/red] --runtime-env is for --address (a run submitted to a cluster)")
+        raise typer.Exit(2)
     from archive_inpaint.batch.results import FAILED
     from archive_inpaint.batch.runner import ManifestInvalid, run_batch
 
@@ -463,13 +499,22 @@ def submit(
         raise typer.Exit(1)
 
 
-def _submit_remote(address: str, token: str | None, wait: bool, options: RunOptions) -> None:
+def _submit_remote(
+    address: str, token: str | None, wait: bool, options: RunOptions, runtime_env_file: str | None
+) -> None:
     from archive_inpaint.batch import remote
 
-    remote.use_token(token)
+    remote.use_token(token)  # before runtime_env's check imports Ray
+    from archive_inpaint.batch.runtime_env import load_runtime_env
+
     run = remote.RemoteRun(address, options)
     try:
-        job_id = remote.submit_job(run, token)
+        environment = None if runtime_env_file is None else load_runtime_env(runtime_env_file)
+    except (OSError, ValueError) as error:
+        console.print(f"[red]error:[/red] {escape(str(error))}")
+        raise typer.Exit(2)
+    try:
+        job_id = remote.submit_job(run, token, runtime_env=environment)
     except (ConnectionError, RuntimeError, ValueError) as error:
         console.print(f"[red]error:[/red] could not submit to {escape(address)}: {escape(str(error))}")
         raise typer.Exit(2)
@@ -477,8 +522,12 @@ def _submit_remote(address: str, token: str | None, wait: bool, options: RunOpti
     console.print(f"submitted Ray Job {escape(job_id)} to {escape(address)}")
     if not wait:
         return
-    final = remote.wait_for_job(address, job_id, token=token)
-    typer.echo(remote.job_logs(address, job_id, token=token))
+    try:
+        final = remote.wait_for_job(address, job_id, token=token)
+        typer.echo(remote.job_logs(address, job_id, token=token))
+    except remote.JobError as error:
+        console.print(f"[red]error:[/red] following job {escape(job_id)}: {escape(str(error))}")
+        raise typer.Exit(2)
     console.print(f"job {escape(job_id)}: {final}")
     if final != "SUCCEEDED":
         raise typer.Exit(1)

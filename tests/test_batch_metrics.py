@@ -97,7 +97,9 @@ def test_shot_metrics_are_exported_for_prometheus(tmp_path: Path, metrics_port: 
     expected = {
         "ray_archive_inpaint_shots_succeeded_total": {},
         "ray_archive_inpaint_shots_failed_total": {},
+        "ray_archive_inpaint_shots_started_total": {},
         "ray_archive_inpaint_shot_loss": {"shot_id": "m"},
+        "ray_archive_inpaint_shot_progress": {"shot_id": "m"},
         "ray_archive_inpaint_training_iterations_total": {"shot_id": "m"},
         "ray_archive_inpaint_shot_seconds_count": {},
     }
@@ -115,6 +117,8 @@ def test_shot_metrics_are_exported_for_prometheus(tmp_path: Path, metrics_port: 
 
     assert total(samples, "ray_archive_inpaint_shots_succeeded_total") >= 1
     assert total(samples, "ray_archive_inpaint_shots_failed_total") >= 1
+    assert total(samples, "ray_archive_inpaint_shots_started_total") >= 2  # both shots began
+    assert total(samples, "ray_archive_inpaint_shot_progress", shot_id="m") == 1.0  # trained to the end
     # The gauge and the iteration counter are per shot; the failed shot never trained.
     assert total(samples, "ray_archive_inpaint_shot_loss", shot_id="m") > 0
     assert total(samples, "ray_archive_inpaint_training_iterations_total", shot_id="m") == ITERATIONS

@@ -25,3 +25,10 @@ class RunOptions:
     # Training steps between checkpoints (default: the preset's). Not a manifest column: it
     # trades checkpoint traffic against the work lost to a dead worker, per run.
     checkpoint_every: int | None = None
+    # Memory of one GPU of the cluster's GPU workers, in GiB: with it, shots whose estimated
+    # memory fits several times into one GPU request a fraction of it and share the GPU. None:
+    # measured on a GPU worker when the cluster has one at the start, else one whole GPU per shot.
+    gpu_memory_gib: float | None = None
+    # Ray retries of a shot lost to a system failure (dead worker, lost or preempted node); each
+    # retry resumes from the shot's latest stored checkpoint. Spot fleets want more.
+    max_retries: int = 3

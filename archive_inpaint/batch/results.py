@@ -28,6 +28,14 @@ SCHEMA = pa.schema(
         ("resumed_from", pa.int64()),
         ("train_seconds", pa.float64()),
         ("total_seconds", pa.float64()),
+        # Where and when the shot's last attempt ran (epoch seconds; the Ray node id), and the
+        # GPU share it was given with its memory estimate and measured peak (CUDA shots).
+        ("node_id", pa.string()),
+        ("started_at", pa.float64()),
+        ("finished_at", pa.float64()),
+        ("gpu_fraction", pa.float64()),
+        ("estimated_gpu_bytes", pa.int64()),
+        ("peak_gpu_bytes", pa.int64()),
     ]
 )
 
@@ -45,6 +53,12 @@ class ShotResult:
     resumed_from: int | None = None
     train_seconds: float | None = None
     total_seconds: float | None = None
+    node_id: str | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    gpu_fraction: float | None = None
+    estimated_gpu_bytes: int | None = None
+    peak_gpu_bytes: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

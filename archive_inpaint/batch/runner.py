@@ -15,11 +15,13 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow.fs as pafs
 import ray
+import torch
 
 from archive_inpaint.batch import storage
 from archive_inpaint.batch.options import RunOptions
@@ -37,6 +39,8 @@ from archive_inpaint.batch.results import (
     write_results,
 )
 from archive_inpaint.batch.run_report import write_run_report
+from archive_inpaint.batch.scheduling import ShotPlan, gpu_fraction, longest_first, plan_shot
+from archive_inpaint.batch.shot_size import probe_shot_size
 from archive_inpaint.batch.shot_task import (
     SUCCESS_NAME,
     ShotJob,
@@ -49,6 +53,10 @@ log = logging.getLogger(__name__)
 
 # How often the driver wakes to refresh the progress bar when no shot has finished.
 _WAIT_SECONDS = 5.0
+# Shot headers are read from object storage in parallel: the probing is all network latency.
+_PROBE_THREADS = 16
+# How long the driver waits for a GPU worker to report its GPU's memory.
+_GPU_PROBE_SECONDS = 120.0
 
 
 class ManifestInvalid(Exception):
@@ -136,7 +144,7 @@ def run_batch(
         # Relative paths in the manifest are relative to the manifest's own folder.
         base = manifest_base(options.manifest_uri)
         shots = [ShotSpec.from_row(row, base) for row in read_manifest_rows(options.manifest_uri)]
-        _run_shots(shots, options, summary, on_start, on_done)
+        _run_shots(shots, options, summary, on_start, on_done, started_here)
     finally:
         if started_here:
             ray.shutdown()
@@ -156,12 +164,9 @@ def _run_shots(
     summary: RunSummary,
     on_start: StartHook | None,
     on_done: DoneHook | None,
+    started_here: bool,
 ) -> None:
-    gpus = ray.cluster_resources().get("GPU", 0)
-    if options.device.startswith("cuda") and not gpus:
-        raise ValueError("--device cuda was requested but the Ray cluster has no GPU")
-    # One whole GPU per shot when there are GPUs (and the device allows them), else one CPU.
-    resources = {"num_gpus": 1} if gpus and options.device != "cpu" else {"num_cpus": 1}
+    use_gpus = _use_gpus(options, started_here)
     if on_start is not None:
         on_start(len(shots))
 
@@ -170,7 +175,7 @@ def _run_shots(
         if on_done is not None:
             on_done(row)
 
-    pending: dict[ray.ObjectRef, ShotJob] = {}
+    todo: list[ShotJob] = []
     for spec in shots:
         job = make_job(spec, options)
         try:
@@ -180,8 +185,20 @@ def _run_shots(
             continue
         if done is not None:
             finish(done)
-            continue
-        ref = shot_task.options(name=f"shot:{spec.shot_id}", **resources).remote(job)
+        else:
+            todo.append(job)
+    plans = _plan(todo)
+    gpu_memory = _gpu_memory_bytes(options) if use_gpus else None
+    pending: dict[ray.ObjectRef, ShotJob] = {}
+    # Longest first: the last shot to start should be a short one (fewer stragglers).
+    for index in longest_first([plan.cost for plan in plans]):
+        job, plan = todo[index], plans[index]
+        share = gpu_fraction(plan.gpu_bytes, gpu_memory) if use_gpus else 0.0
+        job = dataclasses.replace(job, gpu_fraction=share, estimated_gpu_bytes=plan.gpu_bytes)
+        resources: dict[str, float] = {"num_gpus": share} if use_gpus else {"num_cpus": 1}
+        ref = shot_task.options(
+            name=f"shot:{job.spec.shot_id}", max_retries=options.max_retries, **resources
+        ).remote(job)
         pending[ref] = job
     began = time.perf_counter()
     while pending:
@@ -193,6 +210,57 @@ def _run_shots(
             except Exception as error:  # noqa: BLE001  retries exhausted (worker lost...): a failed row
                 cause = getattr(error, "cause", None) or error
                 finish(_failed(job, cause, time.perf_counter() - began))
+
+
+def _use_gpus(options: RunOptions, started_here: bool) -> bool:
+    """Whether shots request GPUs. An attached cluster without GPUs yet may be about to get them
+    (a GPU worker group autoscaling from zero): with ``--device cuda`` the requests are made and
+    the autoscaler answers them. The embedded cluster has what this machine has."""
+    if options.device == "cpu":
+        return False
+    gpus = ray.cluster_resources().get("GPU", 0)
+    if options.device.startswith("cuda") and not gpus:
+        if started_here:
+            raise ValueError("--device cuda was requested but the Ray cluster has no GPU")
+        log.warning("no GPU in the Ray cluster yet: the shots wait for the autoscaler to add GPU nodes")
+        return True
+    return bool(gpus)
+
+
+def _plan(jobs: list[ShotJob]) -> list[ShotPlan]:
+    """Each shot's cost and memory estimate, from its headers read in parallel."""
+
+    def size(job: ShotJob):  # type: ignore[no-untyped-def]
+        return probe_shot_size(job.spec.video_uri, job.spec.start_frame, job.spec.end_frame)
+
+    with ThreadPoolExecutor(max_workers=_PROBE_THREADS) as pool:
+        sizes = list(pool.map(size, jobs))
+    return [plan_shot(shot_size, job.config) for shot_size, job in zip(sizes, jobs)]
+
+
+def _gpu_memory_bytes(options: RunOptions) -> int | None:
+    """One GPU's memory: the run's setting, else asked of a GPU worker if one is up now; None
+    (a whole GPU per shot) when neither says."""
+    if options.gpu_memory_gib is not None:
+        return int(options.gpu_memory_gib * (1 << 30))
+    if not ray.cluster_resources().get("GPU", 0):
+        return None
+    ref = _device_memory.remote()
+    ready, _ = ray.wait([ref], timeout=_GPU_PROBE_SECONDS)
+    if not ready:
+        ray.cancel(ref, force=True)
+        return None
+    try:
+        return ray.get(ref)
+    except Exception as error:  # noqa: BLE001  a whole GPU per shot is always safe
+        log.warning("could not read the GPUs' memory: %s", error)
+        return None
+
+
+@ray.remote(num_gpus=1, max_retries=0)
+def _device_memory() -> int | None:
+    # Logical GPUs (a test cluster, or a node started with --num-gpus and no CUDA) have none.
+    return torch.cuda.get_device_properties(0).total_memory if torch.cuda.is_available() else None
 
 
 def _failed(job: ShotJob, error: BaseException, seconds: float) -> ShotResult:

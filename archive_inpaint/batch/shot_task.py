@@ -15,8 +15,10 @@ import logging
 import os
 import re
 import shutil
+import socket
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,6 +65,9 @@ class ShotJob:
     config: MethodConfig
     preset: str
     device: str
+    # What the scheduler gave the shot (recorded in its result; not part of its fingerprint).
+    gpu_fraction: float = 0.0
+    estimated_gpu_bytes: int | None = None
 
     def output_name(self, source: SourceInfo) -> tuple[str, OutputKind]:
         """The output's file (or sequence folder) name and kind: the manifest's output_format,
@@ -142,7 +147,9 @@ class CheckpointSync:
 def run_shot(job: ShotJob) -> ShotResult:
     """The task body: never raises for a problem of the shot itself; returns its result row."""
     began = time.perf_counter()
+    started_at = time.time()
     recorder = metrics.get()
+    _record(recorder, lambda r: r.started.inc())
     try:
         row = _process(job, began, recorder)
     except Exception as error:
@@ -158,19 +165,39 @@ def run_shot(job: ShotJob) -> ShotResult:
             error=f"shot {job.spec.shot_id!r}: {type(error).__name__}: {error}",
             total_seconds=time.perf_counter() - began,
         )
-    if recorder is not None:
-        try:
-            (recorder.succeeded if row.status == SUCCEEDED else recorder.failed).inc()
-            recorder.seconds.observe(time.perf_counter() - began)
-        except Exception as error:  # noqa: BLE001  metrics are best effort, the shot is not
-            log.warning("metrics not recorded: %s", error)
+    row.node_id = _node_id()
+    row.started_at, row.finished_at = started_at, time.time()
+    row.gpu_fraction, row.estimated_gpu_bytes = job.gpu_fraction, job.estimated_gpu_bytes
+    _record(recorder, lambda r: (r.succeeded if row.status == SUCCEEDED else r.failed).inc())
+    _record(recorder, lambda r: r.seconds.observe(time.perf_counter() - began))
+    if row.peak_gpu_bytes is not None:
+        peak = row.peak_gpu_bytes
+        _record(recorder, lambda r: r.gpu_memory.set(peak, tags={"shot_id": job.spec.shot_id}))
     return row
+
+
+def _record(recorder: ShotMetrics | None, update: Callable[[ShotMetrics], object]) -> None:
+    if recorder is None:
+        return
+    try:
+        update(recorder)
+    except Exception as error:  # noqa: BLE001  metrics are best effort, the shot is not
+        log.warning("metrics not recorded: %s", error)
+
+
+def _node_id() -> str:
+    """The Ray node the attempt ran on (the host name outside Ray)."""
+    if ray.is_initialized():
+        return ray.get_runtime_context().get_node_id()
+    return socket.gethostname()
 
 
 def _process(job: ShotJob, began: float, recorder: ShotMetrics | None) -> ShotResult:
     spec = job.spec
     digest, identity = fingerprint(job)
     device = resolve_device(job.device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     # A marker from an earlier run with other inputs or parameters must not outlive this attempt:
     # if it fails, the shot has to read as not done.
     storage.remove(storage.join(job.output_uri, SUCCESS_NAME))
@@ -256,6 +283,7 @@ def _process(job: ShotJob, began: float, recorder: ShotMetrics | None) -> ShotRe
         resumed_from=result.resumed_from,
         train_seconds=result.train_seconds,
         total_seconds=timings["total_seconds"],
+        peak_gpu_bytes=torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None,
     )
     # The commit marker goes last: its presence means every other output is complete.
     storage.write_json(
@@ -297,6 +325,7 @@ def _step_hook(shot_id: str, recorder: ShotMetrics | None) -> StepCallback:
             try:
                 tags = {"shot_id": shot_id}
                 recorder.loss.set(loss, tags=tags)
+                recorder.progress.set(iteration / total, tags=tags)
                 recorder.iterations.inc(iteration - last["iteration"], tags=tags)
             except Exception as error:  # noqa: BLE001  metrics are best effort, the shot is not
                 log.warning("metrics not recorded: %s", error)
