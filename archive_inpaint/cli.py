@@ -8,6 +8,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
+import torch
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -202,6 +203,34 @@ def inpaint(
     checkpoint_every: Annotated[
         int | None, typer.Option(help="Checkpoint every N steps.", min=1)
     ] = None,
+    precision: Annotated[
+        str | None,
+        typer.Option(help="Training arithmetic: fp32, bf16 (autocast) or auto (bf16 on CUDA GPUs that have it)."),
+    ] = None,
+    compile_network: Annotated[
+        bool | None,
+        typer.Option("--compile/--no-compile", help="torch.compile the network (a one-off compile; pays on long runs)."),
+    ] = None,
+    early_stop: Annotated[
+        int | None,
+        typer.Option(
+            help="Hold out one pseudo-hole on N frames and stop training when its fill stops improving "
+            "(the step count becomes a ceiling); 0: off.",
+            min=0,
+        ),
+    ] = None,
+    batch_scale: Annotated[
+        float | None,
+        typer.Option(help="x frames per step for large GPUs: steps / x, learning rate x sqrt(x).", min=0.01),
+    ] = None,
+    warm_start: Annotated[
+        Path | None,
+        typer.Option(help="Start from these weights (--save-weights of another shot of the reel)."),
+    ] = None,
+    save_weights: Annotated[
+        Path | None,
+        typer.Option(help="Save the trained network's weights here (for --warm-start of later shots)."),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Train a network on one shot (IIVI by default) and write the shot with its masked regions filled."""
@@ -220,7 +249,13 @@ def inpaint(
             stabilization_weight=stabilization,
             contextual_weight=contextual,
             vgg19_weights=None if vgg19_weights is None else str(vgg19_weights),
+            precision=precision,
+            compile=compile_network,
+            holdout_frames=early_stop,
+            batch_scale=batch_scale,
         )
+        if warm_start is not None and not warm_start.is_file():
+            raise ValueError(f"--warm-start: weights file not found: {warm_start}")
         kind = None if output_format is None else output_kind_for(output, output_format)
         boxes = tuple(parse_box(text) for text in box or [])
         torch_device = resolve_device(device)
@@ -258,8 +293,11 @@ def inpaint(
         try:
             began = time.perf_counter()
             outputs, result = inpaint_files(
-                inputs, output, config, torch_device, kind, checkpoints, on_step
+                inputs, output, config, torch_device, kind, checkpoints, on_step, initial_weights=warm_start
             )
+            if save_weights is not None and result.weights is not None:
+                save_weights.parent.mkdir(parents=True, exist_ok=True)
+                torch.save(result.weights, save_weights)
             record = shot_provenance(
                 outputs, result, config, preset_name, torch_device, time.perf_counter() - began
             )
@@ -268,6 +306,8 @@ def inpaint(
             console.print(f"[red]error:[/red] {escape(str(error))}")
             raise typer.Exit(2)
     resumed = f", resumed from step {result.resumed_from}" if result.resumed_from else ""
+    if result.stopped_early:
+        resumed += ", stopped early: the held-out pixels had stopped improving"
     console.print(
         f"wrote {escape(str(outputs.video))} ({result.shape[0]} frames; {result.iterations} steps{resumed}; "
         f"{result.stages} stage{'s' if result.stages > 1 else ''}"

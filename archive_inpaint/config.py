@@ -8,6 +8,7 @@ scale (network width, iteration count) and wants a GPU.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -15,6 +16,36 @@ from archive_inpaint.models.dip_net import DIPNetConfig
 from archive_inpaint.models.iivi_net import IIVINetConfig
 from archive_inpaint.models.lgtsm_net import LGTSMNetConfig, TemporalDiscriminatorConfig
 from archive_inpaint.models.mask_net import MaskNetConfig
+
+
+PRECISIONS = ("fp32", "bf16", "auto")
+
+
+@dataclass(frozen=True)
+class HoldoutConfig:
+    """Held-out pixels: on ``frames`` frames of the shot, one pseudo-hole (a real mask of another
+    frame, translated) is hidden from training for good, like a real hole, and its known truth
+    scores the fill every ``eval_every`` steps. With ``stop_patience``, training stops once
+    that score has not improved by ``min_delta_db`` for that many evaluations: the iteration count
+    becomes a ceiling, not a schedule. 0 frames: off."""
+
+    frames: int = 0
+    eval_every: int = 100
+    # Evaluations without improvement before stopping; None: evaluate (and record) only.
+    stop_patience: int | None = 5
+    min_delta_db: float = 0.05
+    # Never stop before this many steps (the first evaluations of a fresh network are noise).
+    min_iterations: int = 0
+
+    def __post_init__(self) -> None:
+        if self.frames < 0 or self.eval_every < 1 or self.min_iterations < 0:
+            raise ValueError("holdout frames and min_iterations must be >= 0, eval_every >= 1")
+        if self.stop_patience is not None and self.stop_patience < 1:
+            raise ValueError(f"stop_patience must be at least 1 (or None), got {self.stop_patience}")
+
+    @property
+    def enabled(self) -> bool:
+        return self.frames > 0
 
 
 @dataclass(frozen=True)
@@ -34,8 +65,19 @@ class TrainConfig:
     # iteration count stays the schedule's ceiling, so a budgeted run is the same run cut short.
     # It bounds this (whole-frame) training; IIVI's patch stages run their own step counts.
     time_budget_seconds: float | None = None
+    # Speed (none changes what the schedule is; bf16 changes the arithmetic). precision: "fp32",
+    # "bf16" (autocast) or "auto" (bf16 on CUDA devices that support it, else fp32).
+    precision: str = "fp32"
+    channels_last: bool = True
+    # Adam's fused kernel (one kernel for every parameter instead of several per tensor).
+    fused_optimizer: bool = True
+    # torch.compile the network (pays a compile once per process; worth it for long runs).
+    compile: bool = False
+    holdout: HoldoutConfig = field(default_factory=HoldoutConfig)
 
     def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         for name in ("iterations", "batch_size", "working_long_side", "checkpoint_every", "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -43,6 +85,29 @@ class TrainConfig:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
         if self.time_budget_seconds is not None and not self.time_budget_seconds > 0:
             raise ValueError(f"time_budget_seconds must be positive, got {self.time_budget_seconds}")
+
+    def scaled(self, factor: float) -> TrainConfig:
+        """The schedule for ``factor`` x more frames per step, for large GPUs: batch x factor,
+        steps and checkpoint cadence / factor (the same number of frames seen), learning rate x
+        sqrt(factor), the square-root rule for Adam (Malladi et al. 2022: Adam's noise scales
+        with the batch's square root, not the batch). The holdout is evaluated as often per
+        frame seen."""
+        if not factor > 0:
+            raise ValueError(f"batch scale must be positive, got {factor}")
+        batch = max(1, round(self.batch_size * factor))
+        ratio = batch / self.batch_size
+        return dataclasses.replace(
+            self,
+            batch_size=batch,
+            iterations=max(1, math.ceil(self.iterations / ratio)),
+            checkpoint_every=max(1, math.ceil(self.checkpoint_every / ratio)),
+            learning_rate=self.learning_rate * math.sqrt(ratio),
+            holdout=dataclasses.replace(
+                self.holdout,
+                eval_every=max(1, math.ceil(self.holdout.eval_every / ratio)),
+                min_iterations=math.ceil(self.holdout.min_iterations / ratio),
+            ),
+        )
 
 
 @dataclass(frozen=True)
@@ -205,9 +270,15 @@ class MethodConfig:
         stabilization_weight: float | None = None,
         contextual_weight: float | None = None,
         vgg19_weights: str | None = None,
+        precision: str | None = None,
+        compile: bool | None = None,
+        holdout_frames: int | None = None,
+        batch_scale: float | None = None,
     ) -> Any:
         """A copy with the given fields replaced; ``None`` keeps the preset's value. Settings of
-        another method (e.g. IIVI's regularizer weights on a DIP-Vid-Flow run) are an error."""
+        another method (e.g. IIVI's regularizer weights on a DIP-Vid-Flow run) are an error.
+        ``holdout_frames``: early stopping on that many frames' held-out pixels (0: off);
+        ``batch_scale``: :meth:`TrainConfig.scaled`, applied after the other changes."""
         train_changes = _given(
             iterations=iterations,
             batch_size=batch_size,
@@ -215,7 +286,11 @@ class MethodConfig:
             learning_rate=learning_rate,
             seed=seed,
             checkpoint_every=checkpoint_every,
+            precision=precision,
+            compile=compile,
         )
+        if holdout_frames is not None:
+            train_changes["holdout"] = dataclasses.replace(self.train.holdout, frames=holdout_frames)
         progressive_changes = _given(max_stages=max_stages, iterations=patch_iterations, patch_size=patch_size)
         if patch_size is not None:
             # The tiles keep the preset's share of overlap (a quarter of the tile).
@@ -225,8 +300,9 @@ class MethodConfig:
             contextual_weight=contextual_weight,
             vgg19_weights=vgg19_weights,
         )
+        train = dataclasses.replace(self.train, **train_changes)
         changes: dict[str, Any] = {
-            "train": dataclasses.replace(self.train, **train_changes),
+            "train": train if batch_scale is None else train.scaled(batch_scale),
             "progressive": dataclasses.replace(self.progressive, **progressive_changes),
         }
         if width is not None:

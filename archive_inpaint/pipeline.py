@@ -95,6 +95,12 @@ class InpaintResult:
     method: str = "iivi"
     # What the method used that its config does not say (e.g. the contextual loss's encoder).
     provenance: dict = field(default_factory=dict)
+    # The whole-frame network's trained weights (on the CPU): another shot of the same reel can
+    # start from them (warm start). None when nothing was trained.
+    weights: dict | None = None
+    # Held-out pixels' PSNR over training (config.train.holdout), and whether it stopped training.
+    evaluations: list = field(default_factory=list)
+    stopped_early: bool = False
 
 
 def inpaint_arrays(
@@ -106,9 +112,11 @@ def inpaint_arrays(
     on_step: StepCallback | None = None,
     on_checkpoint: CheckpointCallback | None = None,
     feather: int = 0,
+    initial_weights: Path | None = None,
 ) -> InpaintResult:
     """Train the config's method on ``frames`` (T, H, W, 3) uint8/uint16 with ``holes`` (T, H, W)
-    bool and fill them (``feather``: px of soft edge outside the hole, see inference/feather.py)."""
+    bool and fill them (``feather``: px of soft edge outside the hole, see inference/feather.py;
+    ``initial_weights``: another shot's trained weights to start from)."""
     if frames.shape[:3] != holes.shape:
         raise ValueError(f"frames {frames.shape} and holes {holes.shape} do not match")
     output = FrameStore.from_array(np.empty_like(frames))
@@ -122,6 +130,7 @@ def inpaint_arrays(
         on_step,
         on_checkpoint,
         feather,
+        initial_weights,
     )
     result.frames = output.to_array()
     return result
@@ -137,6 +146,7 @@ def inpaint_stores(
     on_step: StepCallback | None = None,
     on_checkpoint: CheckpointCallback | None = None,
     feather: int = 0,
+    initial_weights: Path | None = None,
 ) -> InpaintResult:
     """The engine on frames held in stores (in memory or on scratch disk): train every stage the
     footage's size calls for, fill, and write the filled frames into ``output``.
@@ -162,8 +172,14 @@ def inpaint_stores(
         checkpoint_dir=checkpoint_dir,
         on_step=_offset_progress(on_step, 0, total),
         on_checkpoint=on_checkpoint,
+        initial_weights=initial_weights,
     )
     train_seconds, history = trained.seconds, list(trained.loss_history)
+    learnt = {
+        "weights": {name: tensor.detach().cpu() for name, tensor in trained.network.state_dict().items()},
+        "evaluations": trained.evaluations,
+        "stopped_early": trained.stopped_early,
+    }
     if len(stages) == 1:
         began = time.perf_counter()
         predict = method_predictor(trained.method, trained.network, working_set)
@@ -171,7 +187,7 @@ def inpaint_stores(
         return InpaintResult(
             empty, trained.iterations, trained.resumed_from, train_seconds,
             time.perf_counter() - began, history, shape=frames.shape,
-            method=config.method, provenance=trained.provenance,
+            method=config.method, provenance=trained.provenance, **learnt,
         )
     # Patch stages refine IIVI's whole-frame network (the other methods' configs allow one stage).
     assert isinstance(config, IIVIConfig)
@@ -198,10 +214,12 @@ def inpaint_stores(
     began = time.perf_counter()
     tiles = fill_shot_tiled(predictor, frames, holes, output, feather)
     log.info("filled %d tiles", tiles)
+    # Steps actually run: the whole-frame stage may have stopped early on the held-out pixels.
+    iterations = trained.iterations + (len(stages) - 1) * config.progressive.iterations
     return InpaintResult(
-        empty, done, trained.resumed_from, train_seconds, time.perf_counter() - began, history,
+        empty, iterations, trained.resumed_from, train_seconds, time.perf_counter() - began, history,
         stages=len(stages), tiles=tiles, shape=frames.shape, final_stage=predictor,
-        method=config.method, provenance=trained.provenance,
+        method=config.method, provenance=trained.provenance, **learnt,
     )
 
 
@@ -301,6 +319,7 @@ def inpaint_files(
     checkpoint_dir: Path | None = None,
     on_step: StepCallback | None = None,
     on_checkpoint: CheckpointCallback | None = None,
+    initial_weights: Path | None = None,
 ) -> tuple[FileOutputs, InpaintResult]:
     """One shot from files to files: the output keeps the source's kind (unless ``output_kind``
     or the output's suffix says otherwise), its untouched samples, audio, timecode and colour
@@ -362,7 +381,7 @@ def inpaint_files(
         )
         result = inpaint_stores(
             video.store, holes, filled, config, device, checkpoint_dir, on_step, on_checkpoint,
-            inputs.feather,
+            inputs.feather, initial_weights,
         )
         release_free_memory()
         timing = _timing(video)

@@ -31,6 +31,7 @@ from archive_inpaint.config import preset
 from archive_inpaint.media import write_frames
 
 ITERATIONS = 60
+SHARED_ITERATIONS = 400
 
 
 def shot(folder: Path, name: str, frames: int, height: int = 24, width: int = 32) -> tuple[Path, Path]:
@@ -140,9 +141,14 @@ def test_small_shots_share_a_gpu_when_its_memory_is_given(tmp_path: Path) -> Non
     assert {row.gpu_fraction for row in whole} == {1.0}
     assert not overlapping(whole)
 
-    # With room for two estimates (not three): half a GPU each, and both run at once on it.
+    # With room for two estimates (not three): half a GPU each, and both run at once on it. The
+    # shots train long enough (seconds) that a worker process starting for the second one (torch
+    # import) cannot miss the first.
     sharing = dataclasses.replace(
-        options, output_uri=str(tmp_path / "shared"), gpu_memory_gib=2.5 * estimate / (1 << 30)
+        options,
+        output_uri=str(tmp_path / "shared"),
+        gpu_memory_gib=2.5 * estimate / (1 << 30),
+        iterations=SHARED_ITERATIONS,
     )
     shared = run_batch(sharing).results
     assert [row.status for row in shared] == ["succeeded"] * 2

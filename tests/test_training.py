@@ -369,3 +369,13 @@ def test_on_checkpoint_sees_each_checkpoint_complete(small_shot, tmp_path):
     # Steps 3 and 6 by cadence, 7 as the last step; each file exists when the hook runs.
     assert [name[-11:-3] for name, _ in seen] == ["00000003", "00000006", "00000007"]
     assert all(complete for _, complete in seen)
+
+
+def test_translate_circular_is_each_mask_rolled_by_its_own_shift():
+    generator = torch.Generator().manual_seed(0)
+    masks = torch.rand(6, 1, 13, 17, generator=generator) > 0.7
+    shifts = torch.stack(
+        [torch.randint(-20, 20, (6,), generator=generator), torch.randint(-20, 20, (6,), generator=generator)], 1
+    )
+    rolled = torch.stack([torch.roll(m, shifts=(int(dy), int(dx)), dims=(-2, -1)) for m, (dy, dx) in zip(masks, shifts.tolist())])
+    assert torch.equal(translate_circular(masks, shifts), rolled)

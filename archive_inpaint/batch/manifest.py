@@ -52,6 +52,9 @@ OPTIONAL: dict[str, tuple[Callable[[pa.DataType], bool], str]] = {
     "handles": _INT,
     # ffv1, prores-422hq, prores-4444, h264, h265, png, tiff, dpx; null: the input's own kind.
     "output_format": _STRING,
+    # Shots of one reel or scene: the group's longest shot trains first and the others start
+    # from its weights (warm start).
+    "group": _STRING,
 }
 # per-frame: mask_uri has every frame's mask (or one image for all). single-frame: mask_uri
 # annotates frame mask_frame of the shot's range; the other masks are predicted (IIVI §4.2).
@@ -76,6 +79,7 @@ class ShotSpec:
     feather: int = 0
     handles: int = 0
     output_format: str | None = None
+    group: str | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any], base: str | None = None) -> ShotSpec:
@@ -106,6 +110,7 @@ class ShotSpec:
             feather=int(get("feather") or 0),
             handles=int(get("handles") or 0),
             output_format=get("output_format"),
+            group=get("group") or None,
         )
 
 

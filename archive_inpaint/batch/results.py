@@ -36,6 +36,10 @@ SCHEMA = pa.schema(
         ("gpu_fraction", pa.float64()),
         ("estimated_gpu_bytes", pa.int64()),
         ("peak_gpu_bytes", pa.int64()),
+        # The weights training started from (a group's first shot), and whether the held-out
+        # pixels ended training before its step ceiling.
+        ("warm_start", pa.string()),
+        ("stopped_early", pa.bool_()),
     ]
 )
 
@@ -59,6 +63,8 @@ class ShotResult:
     gpu_fraction: float | None = None
     estimated_gpu_bytes: int | None = None
     peak_gpu_bytes: int | None = None
+    warm_start: str | None = None
+    stopped_early: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -31,6 +31,7 @@ from archive_inpaint.batch.manifest import (
     manifest_base,
     validate_manifest,
 )
+from archive_inpaint.batch.groups import GroupWarmStarts
 from archive_inpaint.batch.results import (
     FAILED,
     SKIPPED,
@@ -176,6 +177,7 @@ def _run_shots(
             on_done(row)
 
     todo: list[ShotJob] = []
+    warm_starts = GroupWarmStarts()
     for spec in shots:
         job = make_job(spec, options)
         try:
@@ -185,20 +187,24 @@ def _run_shots(
             continue
         if done is not None:
             finish(done)
+            warm_starts.note_done(job)
         else:
             todo.append(job)
     plans = _plan(todo)
     gpu_memory = _gpu_memory_bytes(options) if use_gpus else None
     pending: dict[ray.ObjectRef, ShotJob] = {}
-    # Longest first: the last shot to start should be a short one (fewer stragglers).
+    # Longest first: the last shot to start should be a short one (fewer stragglers). A group's
+    # first shot in this order is its longest: it trains from scratch and the others wait for it.
     for index in longest_first([plan.cost for plan in plans]):
         job, plan = todo[index], plans[index]
         share = gpu_fraction(plan.gpu_bytes, gpu_memory) if use_gpus else 0.0
         job = dataclasses.replace(job, gpu_fraction=share, estimated_gpu_bytes=plan.gpu_bytes)
+        job, warm_start = warm_starts.assign(job)
         resources: dict[str, float] = {"num_gpus": share} if use_gpus else {"num_cpus": 1}
         ref = shot_task.options(
             name=f"shot:{job.spec.shot_id}", max_retries=options.max_retries, **resources
-        ).remote(job)
+        ).remote(job, warm_start)
+        warm_starts.scheduled_as(job, ref)
         pending[ref] = job
     began = time.perf_counter()
     while pending:

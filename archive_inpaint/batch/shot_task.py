@@ -50,6 +50,8 @@ log = logging.getLogger(__name__)
 SUCCESS_NAME = "_SUCCESS.json"
 PROVENANCE_NAME = "provenance.json"
 CHECKPOINTS_NAME = "checkpoints"
+# The trained whole-frame network of a group's first shot: the group's other shots start from it.
+WEIGHTS_NAME = "weights.pt"
 METRICS_EVERY = metrics.EVERY_STEPS
 # Scratch folders are named <prefix><shot>-p<pid>-<random>, so a task can tell the scratch of a
 # dead worker (killed mid-shot: its TemporaryDirectory was never cleaned) from a live one's.
@@ -68,6 +70,10 @@ class ShotJob:
     # What the scheduler gave the shot (recorded in its result; not part of its fingerprint).
     gpu_fraction: float = 0.0
     estimated_gpu_bytes: int | None = None
+    # Warm start within a group: the group's first shot saves its weights (save_weights), the
+    # others start from that shot's (warm_start_from: its shot id).
+    save_weights: bool = False
+    warm_start_from: str | None = None
 
     def output_name(self, source: SourceInfo) -> tuple[str, OutputKind]:
         """The output's file (or sequence folder) name and kind: the manifest's output_format,
@@ -112,6 +118,10 @@ def parameters(job: ShotJob) -> dict[str, Any]:
         "feather": spec.feather,
         "handles": spec.handles,
         "output_format": spec.output_format or "same as input",
+        # The group, not which of its shots this one started from: that is settled only when the
+        # run is planned, after this fingerprint decides whether the shot is done (provenance
+        # records the weights actually used).
+        "group": spec.group,
     }
 
 
@@ -144,14 +154,16 @@ class CheckpointSync:
             self.mirrored.discard(name)
 
 
-def run_shot(job: ShotJob) -> ShotResult:
-    """The task body: never raises for a problem of the shot itself; returns its result row."""
+def run_shot(job: ShotJob, warm_start_uri: str | None = None) -> ShotResult:
+    """The task body: never raises for a problem of the shot itself; returns its result row.
+
+    ``warm_start_uri``: weights to start from (a group's first shot's), or None: from scratch."""
     began = time.perf_counter()
     started_at = time.time()
     recorder = metrics.get()
     _record(recorder, lambda r: r.started.inc())
     try:
-        row = _process(job, began, recorder)
+        row = _process(job, began, recorder, warm_start_uri)
     except Exception as error:
         if isinstance(error, MediaError):
             # Bad input media is an expected outcome: one line, no traceback, in the worker log.
@@ -192,7 +204,9 @@ def _node_id() -> str:
     return socket.gethostname()
 
 
-def _process(job: ShotJob, began: float, recorder: ShotMetrics | None) -> ShotResult:
+def _process(
+    job: ShotJob, began: float, recorder: ShotMetrics | None, warm_start_uri: str | None
+) -> ShotResult:
     spec = job.spec
     digest, identity = fingerprint(job)
     device = resolve_device(job.device)
@@ -213,6 +227,12 @@ def _process(job: ShotJob, began: float, recorder: ShotMetrics | None) -> ShotRe
         mark = time.perf_counter()
         video = storage.fetch(spec.video_uri, scratch / "video")
         mask = None if spec.mask_uri is None else storage.fetch(spec.mask_uri, scratch / "mask")
+        initial_weights = None
+        if warm_start_uri is not None:
+            try:
+                initial_weights = storage.fetch(warm_start_uri, scratch / "warm")
+            except Exception as error:  # noqa: BLE001  a warm start saves time; its absence costs only that
+                log.warning("shot %s: warm start from %s not available: %s", spec.shot_id, warm_start_uri, error)
         output_name, kind = job.output_name(probe_source(video))
         timings["download_seconds"] = time.perf_counter() - mark
 
@@ -249,6 +269,7 @@ def _process(job: ShotJob, began: float, recorder: ShotMetrics | None) -> ShotRe
                 on_step,
                 # Each checkpoint is uploaded as soon as it is complete (and pruned ones removed).
                 None if sync is None else (lambda _saved: sync.push()),
+                initial_weights,
             )
         except Exception as error:
             # Media errors name the scratch copies; name the manifest's URIs instead.
@@ -258,9 +279,13 @@ def _process(job: ShotJob, began: float, recorder: ShotMetrics | None) -> ShotRe
             raise
         # So does the media record (source, digests, outputs): the archive documents the URIs.
         outputs.media = _with_uris(outputs.media, scratch_names)
+        weights_file = None
+        if job.save_weights and result.weights is not None:
+            weights_file = out_dir / WEIGHTS_NAME
+            _save_atomically(result.weights, weights_file)
         mark = time.perf_counter()
         if remote_output:
-            for path in outputs.files():
+            for path in [*outputs.files(), *([weights_file] if weights_file else [])]:
                 storage.upload_tree(path, storage.join(job.output_uri, path.name))
         timings["upload_seconds"] = time.perf_counter() - mark
 
@@ -284,6 +309,8 @@ def _process(job: ShotJob, began: float, recorder: ShotMetrics | None) -> ShotRe
         train_seconds=result.train_seconds,
         total_seconds=timings["total_seconds"],
         peak_gpu_bytes=torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None,
+        warm_start=warm_start_uri if result.provenance.get("warm_start") else None,
+        stopped_early=result.stopped_early,
     )
     # The commit marker goes last: its presence means every other output is complete.
     storage.write_json(
@@ -291,6 +318,13 @@ def _process(job: ShotJob, began: float, recorder: ShotMetrics | None) -> ShotRe
         {"fingerprint": digest, **identity, "result": row.to_dict(), "completed_at": time.time()},
     )
     return row
+
+
+def _save_atomically(weights: dict[str, torch.Tensor], target: Path) -> None:
+    temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    with open(temporary, "wb") as stream:  # through a file object: torch.save dislikes dot names
+        torch.save(weights, stream)
+    os.replace(temporary, target)
 
 
 def _with_uris(value: Any, names: dict[str, str]) -> Any:

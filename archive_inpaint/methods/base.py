@@ -34,7 +34,9 @@ class Method(ABC):
         """A freshly initialised network (the trainer seeds torch first and moves it to the device)."""
 
     def build_optimizer(self, network: nn.Module) -> torch.optim.Optimizer:
-        return torch.optim.Adam(network.parameters(), lr=self.config.train.learning_rate)
+        return torch.optim.Adam(
+            network.parameters(), lr=self.config.train.learning_rate, **adam_options(self.config, network)
+        )
 
     def prepare(self, working_set: WorkingSet, device: torch.device) -> None:
         """Derive what training and filling need from the shot, deterministically from the seed
@@ -62,8 +64,14 @@ class Method(ABC):
         checkpoint cadence and the time budget never do; the iteration ceiling does only when a
         schedule depends on it, so by default a run can be extended and resumes."""
         learnt = self.config.to_dict()
-        for name in ("checkpoint_every", "keep_checkpoints", "iterations", "time_budget_seconds"):
+        # Nor do the speed switches that leave the arithmetic alone (bf16 does not: it stays), or
+        # when the holdout is evaluated and training stops (only which pixels it hides).
+        for name in (
+            "checkpoint_every", "keep_checkpoints", "iterations", "time_budget_seconds",
+            "channels_last", "fused_optimizer", "compile",
+        ):
             learnt["train"].pop(name)
+        learnt["train"]["holdout"] = {"frames": self.config.train.holdout.frames}
         for name in ("inference", "progressive", "mask_propagation"):
             learnt.pop(name)
         return {"method": self.name, **learnt}
@@ -72,3 +80,10 @@ class Method(ABC):
         """What a run of this method used that the config does not say (e.g. which flow
         estimator or feature encoder was available)."""
         return {}
+
+
+def adam_options(config: Any, network: nn.Module) -> dict[str, Any]:
+    """Adam's implementation: the fused kernel where the config asks for it and the parameters'
+    device has one (CUDA, and the CPU since torch 2.4), else the default (foreach)."""
+    device = next(network.parameters()).device.type
+    return {"fused": True} if config.train.fused_optimizer and device in ("cuda", "cpu") else {}

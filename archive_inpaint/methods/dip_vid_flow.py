@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from archive_inpaint.config import DIPVidFlowConfig
-from archive_inpaint.methods.base import Method
+from archive_inpaint.methods.base import Method, adam_options
 from archive_inpaint.models.dip_net import DIPNet, DIPOutput, flow_channel_slice
 from archive_inpaint.training.optical_flow import (
     DIRECTIONS,
@@ -204,7 +204,9 @@ class DIPVidFlowMethod(Method):
         return DIPNet(self.config.model)
 
     def build_optimizer(self, network: nn.Module) -> torch.optim.Optimizer:
-        return torch.optim.Adam(network.parameters(), lr=self.config.train.learning_rate)
+        return torch.optim.Adam(
+            network.parameters(), lr=self.config.train.learning_rate, **adam_options(self.config, network)
+        )
 
     # ---- derived from the shot
 

@@ -57,12 +57,17 @@ class IIVIMethod(Method):
             self.config.train.batch_size,
             generator,
             self.regularizers if active else None,
+            self.memory_format,
         )
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.config.train.channels_last else torch.contiguous_format
 
     @torch.no_grad()
     def predict(self, network: nn.Module, working_set: WorkingSet, frame_ids: list[int]) -> torch.Tensor:
-        images = working_set.images[frame_ids].float().contiguous(memory_format=torch.channels_last)
-        holes = working_set.holes[frame_ids].float().contiguous(memory_format=torch.channels_last)
+        images = working_set.images[frame_ids].float().contiguous(memory_format=self.memory_format)
+        holes = working_set.holes[frame_ids].float().contiguous(memory_format=self.memory_format)
         return network(images, holes).final
 
     def learnt_settings(self) -> dict[str, Any]:
@@ -90,10 +95,11 @@ def iivi_step(
     batch_size: int,
     generator: torch.Generator,
     regularizers: Regularizers | None = None,
+    memory_format: torch.memory_format = torch.channels_last,
 ) -> float:
     frame_ids = torch.randperm(working_set.num_frames, generator=generator)[:batch_size]
     frame_ids = frame_ids.to(working_set.images.device)
-    images = working_set.images[frame_ids].float().contiguous(memory_format=torch.channels_last)
+    images = working_set.images[frame_ids].float().contiguous(memory_format=memory_format)
     real = working_set.holes[frame_ids]
     pseudo = sample_pseudo_holes(
         working_set.holes,
@@ -103,7 +109,7 @@ def iivi_step(
         working_set.valid_width,
         generator,
     )
-    hole = union_with_real(real, pseudo).float().contiguous(memory_format=torch.channels_last)
+    hole = union_with_real(real, pseudo).float().contiguous(memory_format=memory_format)
     output = network(images, hole)
     h, w = working_set.valid_height, working_set.valid_width
     loss = known_pixel_l1(output.coarse, images, real, h, w)

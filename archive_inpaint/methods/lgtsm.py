@@ -28,7 +28,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from archive_inpaint.config import LGTSMConfig
-from archive_inpaint.methods.base import Method
+from archive_inpaint.methods.base import Method, adam_options
 from archive_inpaint.models.lgtsm_net import LGTSMNetwork, fold_time
 from archive_inpaint.training.losses import known_pixel_l1
 from archive_inpaint.training.perceptual import VGGFeatures, load_vgg_features, perceptual_l1, style_l1
@@ -274,10 +274,11 @@ class LGTSMMethod(Method):
         # The paper: Adam, amsgrad, for G and D alike.
         lr = self.config.train.learning_rate
         model = cast(LGTSMNetwork, network)
-        generator = torch.optim.Adam(model.generator.parameters(), lr=lr, amsgrad=True)
+        fused = adam_options(self.config, network)
+        generator = torch.optim.Adam(model.generator.parameters(), lr=lr, amsgrad=True, **fused)
         if model.discriminator is None:
             return generator
-        discriminator = torch.optim.Adam(model.discriminator.parameters(), lr=lr, amsgrad=True)
+        discriminator = torch.optim.Adam(model.discriminator.parameters(), lr=lr, amsgrad=True, **fused)
         # The trainer only checkpoints and restores the optimiser; the pair supports exactly that.
         return cast(torch.optim.Optimizer, GeneratorDiscriminatorOptimizers(generator, discriminator))
 
