@@ -205,7 +205,7 @@ def inpaint(
     ] = None,
     precision: Annotated[
         str | None,
-        typer.Option(help="Training arithmetic: fp32, bf16 (autocast) or auto (bf16 on CUDA GPUs that have it)."),
+        typer.Option(help="Training arithmetic: fp32, bf16 (autocast) or auto (bf16 where the GPU or CPU computes it natively)."),
     ] = None,
     compile_network: Annotated[
         bool | None,

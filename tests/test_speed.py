@@ -171,7 +171,10 @@ def test_speed_switches_leave_the_learning_alone() -> None:
     assert bf16.loss_history[-1] < bf16.loss_history[0]
     assert bf16.loss_history == pytest.approx(reference.loss_history, rel=0.05)
     assert bf16.loss_history != pytest.approx(reference.loss_history, rel=1e-6)  # it did run in bf16
-    assert training_dtype(config(precision="auto").train, CPU) is None  # auto: bf16 on CUDA only
+    # auto: bf16 where the device has bf16 arithmetic (CUDA GPUs that do; CPUs with AMX/AVX512-BF16).
+    cpuinfo = Path("/proc/cpuinfo")
+    native = cpuinfo.is_file() and bool({"amx_bf16", "avx512_bf16"} & set(cpuinfo.read_text().split()))
+    assert training_dtype(config(precision="auto").train, CPU) is (torch.bfloat16 if native else None)
     assert training_dtype(config(precision="bf16").train, CPU) is torch.bfloat16
     with pytest.raises(ValueError, match="precision"):
         config(precision="fp8")
