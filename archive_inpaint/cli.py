@@ -8,7 +8,6 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
-import torch
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -29,6 +28,7 @@ from archive_inpaint.media import MediaError, output_kind_for
 from archive_inpaint.media.boxes import parse_box
 from archive_inpaint.pipeline import ShotInputs, inpaint_files, qc_path, resolve_device
 from archive_inpaint.provenance import shot_provenance, write_provenance_file
+from archive_inpaint.training.trainer import save_weights as write_weights
 
 if TYPE_CHECKING:
     from archive_inpaint.batch.options import RunOptions
@@ -296,8 +296,7 @@ def inpaint(
                 inputs, output, config, torch_device, kind, checkpoints, on_step, initial_weights=warm_start
             )
             if save_weights is not None and result.weights is not None:
-                save_weights.parent.mkdir(parents=True, exist_ok=True)
-                torch.save(result.weights, save_weights)
+                write_weights(result.weights, save_weights)
             record = shot_provenance(
                 outputs, result, config, preset_name, torch_device, time.perf_counter() - began
             )

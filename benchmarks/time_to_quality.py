@@ -47,6 +47,7 @@ if str(ROOT) not in sys.path:
 
 from archive_inpaint.config import HoldoutConfig, MethodConfig, preset  # noqa: E402
 from archive_inpaint.pipeline import inpaint_arrays  # noqa: E402
+from archive_inpaint.training.trainer import save_weights  # noqa: E402
 from benchmarks.footage import load_carphone  # noqa: E402
 from benchmarks.metrics import peak_rss_mib, score_hole  # noqa: E402
 from benchmarks.quality import machine_info  # noqa: E402
@@ -133,7 +134,7 @@ def train_previous_shot(previous: Any, args: argparse.Namespace, device: torch.d
     """The reel's previous shot, trained with the baseline schedule: its weights warm-start."""
     result = inpaint_arrays(previous.frames, previous.holes, variant_config("baseline", args), device)
     assert result.weights is not None
-    torch.save(result.weights, path)
+    save_weights(result.weights, path)
 
 
 def cut(clip: Any, frames: tuple[int, int]) -> Any:

@@ -48,14 +48,11 @@ class ShotPlan:
 
     cost: float  # network pixel evaluations; only the order matters
     gpu_bytes: int  # estimated peak device memory
-    size_known: bool
 
 
 def plan_shot(size: ShotSize | None, config: MethodConfig) -> ShotPlan:
-    known = size is not None and size.frames > 0
-    shot = size if known else UNKNOWN_SIZE
-    assert shot is not None
-    return ShotPlan(cost=shot_cost(shot, config), gpu_bytes=estimate_gpu_bytes(shot, config), size_known=known)
+    shot = size if size is not None and size.frames > 0 else UNKNOWN_SIZE
+    return ShotPlan(cost=shot_cost(shot, config), gpu_bytes=estimate_gpu_bytes(shot, config))
 
 
 def shot_cost(size: ShotSize, config: MethodConfig) -> float:

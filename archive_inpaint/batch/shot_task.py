@@ -43,7 +43,7 @@ from archive_inpaint.pipeline import (
     resolve_device,
 )
 from archive_inpaint.provenance import shot_provenance
-from archive_inpaint.training.trainer import StepCallback
+from archive_inpaint.training.trainer import StepCallback, save_weights
 
 log = logging.getLogger(__name__)
 
@@ -282,7 +282,7 @@ def _process(
         weights_file = None
         if job.save_weights and result.weights is not None:
             weights_file = out_dir / WEIGHTS_NAME
-            _save_atomically(result.weights, weights_file)
+            save_weights(result.weights, weights_file)
         mark = time.perf_counter()
         if remote_output:
             for path in [*outputs.files(), *([weights_file] if weights_file else [])]:
@@ -320,13 +320,6 @@ def _process(
     return row
 
 
-def _save_atomically(weights: dict[str, torch.Tensor], target: Path) -> None:
-    temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    with open(temporary, "wb") as stream:  # through a file object: torch.save dislikes dot names
-        torch.save(weights, stream)
-    os.replace(temporary, target)
-
-
 def _with_uris(value: Any, names: dict[str, str]) -> Any:
     """``value`` (a string, or dicts and lists of them) with local paths replaced by URIs."""
     if isinstance(value, str):
@@ -349,6 +342,7 @@ def _step_hook(shot_id: str, recorder: ShotMetrics | None) -> StepCallback:
     # The step counted last; None until the first step of this attempt (which, resumed from a
     # checkpoint, is not step 1), so a retried shot does not count the lost attempt's steps twice.
     last: dict[str, int | None] = {"iteration": None}
+    tags = {"shot_id": shot_id}
 
     def on_step(iteration: int, total: int, loss: float) -> None:
         if recorder is None:
@@ -356,13 +350,14 @@ def _step_hook(shot_id: str, recorder: ShotMetrics | None) -> StepCallback:
         if last["iteration"] is None:
             last["iteration"] = iteration - 1
         if iteration % METRICS_EVERY == 0 or iteration == total:
-            try:
-                tags = {"shot_id": shot_id}
-                recorder.loss.set(loss, tags=tags)
-                recorder.progress.set(iteration / total, tags=tags)
-                recorder.iterations.inc(iteration - last["iteration"], tags=tags)
-            except Exception as error:  # noqa: BLE001  metrics are best effort, the shot is not
-                log.warning("metrics not recorded: %s", error)
+            done = iteration - last["iteration"]
+
+            def update(r: ShotMetrics) -> None:
+                r.loss.set(loss, tags=tags)
+                r.progress.set(iteration / total, tags=tags)
+                r.iterations.inc(done, tags=tags)
+
+            _record(recorder, update)
             last["iteration"] = iteration
 
     return on_step

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from archive_inpaint.config import HoldoutConfig, MethodConfig
+from archive_inpaint.media.atomic import atomic_file
 from archive_inpaint.methods import Method, make_method
 from archive_inpaint.training.acceleration import autocast, prepare_network, training_dtype
 from archive_inpaint.training.checkpoint import Resumable
@@ -72,6 +73,13 @@ def make_network(config: MethodConfig, device: torch.device, method: Method | No
     torch.manual_seed(config.train.seed)
     network = (method or make_method(config)).build_network()
     return prepare_network(network, config.train, device)
+
+
+def save_weights(weights: dict[str, torch.Tensor], path: Path) -> None:
+    """Write trained weights for another shot's warm start, whole or not at all."""
+    # Through a file object: torch.save rejects the temporary's dot-prefixed name as a path.
+    with atomic_file(path) as temporary, open(temporary, "wb") as stream:
+        torch.save(weights, stream)
 
 
 def load_initial_weights(network: nn.Module, path: Path) -> bool:
