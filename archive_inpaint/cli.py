@@ -28,6 +28,7 @@ from archive_inpaint.media import MediaError, output_kind_for
 from archive_inpaint.media.boxes import parse_box
 from archive_inpaint.pipeline import ShotInputs, inpaint_files, qc_path, resolve_device
 from archive_inpaint.provenance import shot_provenance, write_provenance_file
+from archive_inpaint.training.optical_flow import available_flow_estimators
 from archive_inpaint.training.trainer import save_weights as write_weights
 
 if TYPE_CHECKING:
@@ -184,9 +185,23 @@ def inpaint(
         float | None,
         typer.Option(help="Weight of the contextual loss (against blur on moving texture; 0: off).", min=0),
     ] = None,
-    vgg19_weights: Annotated[
+    vgg_weights: Annotated[
         Path | None,
-        typer.Option(help="VGG19 weights file (torchvision layout) for the contextual loss."),
+        typer.Option(
+            "--vgg-weights",
+            "--vgg19-weights",
+            help="VGG weights file (torchvision layout) for the method's feature losses: VGG19 for "
+            "iivi's contextual loss, VGG16 for the perceptual terms of dip-vid-flow and lgtsm. "
+            "Without one those terms use a weight-free fallback or are off (see the README).",
+        ),
+    ] = None,
+    gan_weight: Annotated[
+        float | None,
+        typer.Option(help="lgtsm: weight of the TSMGAN fine-tuning in the last quarter of the steps (0: off; LGTSM's authors: 1).", min=0),
+    ] = None,
+    flow_estimator: Annotated[
+        str | None,
+        typer.Option(help="dip-vid-flow: the optical-flow estimator for its flow targets (dis or farneback)."),
     ] = None,
     output_format: Annotated[
         str | None,
@@ -248,12 +263,18 @@ def inpaint(
             patch_size=patch_size,
             stabilization_weight=stabilization,
             contextual_weight=contextual,
-            vgg19_weights=None if vgg19_weights is None else str(vgg19_weights),
+            vgg_weights=None if vgg_weights is None else str(vgg_weights),
+            gan_weight=gan_weight,
+            flow_estimator=flow_estimator,
             precision=precision,
             compile=compile_network,
             holdout_frames=early_stop,
             batch_scale=batch_scale,
         )
+        if flow_estimator is not None and flow_estimator not in available_flow_estimators():
+            raise ValueError(
+                f"--flow-estimator: unknown estimator {flow_estimator!r}; choose one of {', '.join(available_flow_estimators())}"
+            )
         if warm_start is not None and not warm_start.is_file():
             raise ValueError(f"--warm-start: weights file not found: {warm_start}")
         kind = None if output_format is None else output_kind_for(output, output_format)
@@ -440,6 +461,16 @@ def submit(
         int | None, typer.Option(help="Training steps for rows without their own.", min=1)
     ] = None,
     width: Annotated[int | None, typer.Option(help="Override network width.", min=4)] = None,
+    vgg_weights: Annotated[
+        str | None,
+        typer.Option(help="VGG weights file on the workers for the methods' feature losses (see inpaint --help)."),
+    ] = None,
+    gan_weight: Annotated[
+        float | None, typer.Option(help="lgtsm rows: TSMGAN fine-tuning weight (0: off).", min=0)
+    ] = None,
+    flow_estimator: Annotated[
+        str | None, typer.Option(help="dip-vid-flow rows: optical-flow estimator (dis or farneback).")
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     address: Annotated[
         str | None,
@@ -470,6 +501,11 @@ def submit(
     if method not in METHODS:
         console.print(f"[red]error:[/red] unknown method {method!r}; choose one of {', '.join(METHODS)}")
         raise typer.Exit(2)
+    if flow_estimator is not None and flow_estimator not in available_flow_estimators():
+        console.print(
+            f"[red]error:[/red] unknown flow estimator {flow_estimator!r}; choose one of {', '.join(available_flow_estimators())}"
+        )
+        raise typer.Exit(2)
     from archive_inpaint.batch.options import RunOptions
 
     options = RunOptions(
@@ -482,6 +518,9 @@ def submit(
         num_cpus=num_cpus,
         iterations=iterations,
         width=width,
+        vgg_weights=vgg_weights,
+        gan_weight=gan_weight,
+        flow_estimator=flow_estimator,
         gpu_memory_gib=gpu_memory,
         max_retries=max_retries,
     )

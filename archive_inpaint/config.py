@@ -270,6 +270,9 @@ class MethodConfig:
         stabilization_weight: float | None = None,
         contextual_weight: float | None = None,
         vgg19_weights: str | None = None,
+        vgg_weights: str | None = None,
+        gan_weight: float | None = None,
+        flow_estimator: str | None = None,
         precision: str | None = None,
         compile: bool | None = None,
         holdout_frames: int | None = None,
@@ -277,6 +280,9 @@ class MethodConfig:
     ) -> Any:
         """A copy with the given fields replaced; ``None`` keeps the preset's value. Settings of
         another method (e.g. IIVI's regularizer weights on a DIP-Vid-Flow run) are an error.
+        ``vgg_weights``: the VGG file the method's feature losses use (VGG19 for IIVI's contextual
+        loss, VGG16 for DIP-Vid-Flow's and LGTSM's perceptual terms); ``gan_weight``: LGTSM's
+        TSMGAN fine-tuning (0: off); ``flow_estimator``: DIP-Vid-Flow's flow targets;
         ``holdout_frames``: early stopping on that many frames' held-out pixels (0: off);
         ``batch_scale``: :meth:`TrainConfig.scaled`, applied after the other changes."""
         train_changes = _given(
@@ -307,6 +313,19 @@ class MethodConfig:
         }
         if width is not None:
             changes["model"] = dataclasses.replace(self.model, width=width)  # type: ignore[attr-defined]
+        if vgg_weights is not None:
+            if hasattr(self, "regularizers"):
+                regularizer_changes["vgg19_weights"] = vgg_weights
+            else:
+                changes["vgg_weights"] = vgg_weights
+        if gan_weight is not None:
+            if not hasattr(self, "gan_weight"):
+                raise ValueError(f"gan_weight: an lgtsm setting, not {self.method}'s")
+            changes["gan_weight"] = gan_weight
+        if flow_estimator is not None:
+            if not hasattr(self, "flow"):
+                raise ValueError(f"flow_estimator: a dip-vid-flow setting, not {self.method}'s")
+            changes["flow"] = dataclasses.replace(self.flow, estimator=flow_estimator)  # type: ignore[attr-defined]
         if regularizer_changes:
             if not hasattr(self, "regularizers"):
                 raise ValueError(f"{', '.join(regularizer_changes)}: IIVI settings, not {self.method}'s")
@@ -392,6 +411,8 @@ class LGTSMConfig(MethodConfig):
             raise ValueError(f"clip_overlap must be in [0, clip_length), got {self.clip_overlap}")
         if not 0 <= self.gan_start_fraction < 1:
             raise ValueError(f"gan_start_fraction must be in [0, 1), got {self.gan_start_fraction}")
+        if self.gan_weight < 0:
+            raise ValueError(f"gan_weight must be >= 0, got {self.gan_weight}")
         if self.progressive.max_stages != 1:
             raise ValueError("lgtsm fills at the working size: progressive.max_stages must be 1")
 

@@ -32,7 +32,7 @@ from archive_inpaint.media import (
 from archive_inpaint.media.boxes import Box, box_mask, check_boxes_fit, format_boxes
 from archive_inpaint.media.kinds import output_kind_for
 from archive_inpaint.media.masks import dilate_holes
-from archive_inpaint.media.master import Timing, is_variable_rate, write_master
+from archive_inpaint.media.master import Timing, check_output, is_variable_rate, write_master
 from archive_inpaint.media.probe import probe_source
 from archive_inpaint.provenance import content_digest
 from archive_inpaint.qc import (
@@ -348,8 +348,11 @@ def inpaint_files(
     end = start + video.num_frames
     runs_to_file_end = inputs.end is None or (requested_end is not None and end < requested_end)
     label = f"video '{inputs.video}'"
-    check_boxes_fit(inputs.boxes, video.height, video.width, label)
     with video, ExitStack() as cleanup:
+        check_boxes_fit(inputs.boxes, video.height, video.width, label)
+        # What the output's container cannot carry (an MXF at 15 fps, AAC into MXF...) fails
+        # now, not after hours of training.
+        check_output(video.store, _timing(video), output, kind, source)
         mask_args = dict(
             num_frames=video.num_frames,
             height=video.height,

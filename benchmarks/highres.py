@@ -56,7 +56,7 @@ from benchmarks.metrics import peak_rss_mib, score_hole  # noqa: E402
 PHOTO = REPO_ROOT.parent / "shared" / "footage" / "seeding-5312x2988.jpg"
 FPS = Fraction(24)
 MIB = 1024 * 1024
-SIZES = {1080: (1080, 1920), 2160: (2160, 3840)}
+SIZES = {360: (360, 640), 720: (720, 1280), 1080: (1080, 1920), 2160: (2160, 3840)}
 
 
 # --------------------------------------------------------------------------------------------

@@ -93,6 +93,7 @@ class EngineJob:
     holes_path: str
     filled_path: str
     report_path: str
+    gan_weight: float = 0.0  # lgtsm only: TSMGAN fine-tuning for the last quarter of the steps
 
 
 def run_engine_worker(job_path: Path) -> None:
@@ -100,7 +101,9 @@ def run_engine_worker(job_path: Path) -> None:
     job = EngineJob(**json.loads(job_path.read_text()))
     frames = np.load(job.frames_path)
     holes = np.load(job.holes_path)
-    config = preset(job.preset, job.method).with_overrides(iterations=job.iterations)
+    config = preset(job.preset, job.method).with_overrides(
+        iterations=job.iterations, gan_weight=job.gan_weight if job.method == "lgtsm" else None
+    )
     if job.time_budget_seconds is not None:
         config = dataclasses.replace(
             config, train=dataclasses.replace(config.train, time_budget_seconds=job.time_budget_seconds)
@@ -153,6 +156,7 @@ def run_engine(
     scratch: Path,
     method: str = "iivi",
     time_budget_seconds: float | None = None,
+    gan_weight: float = 0.0,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Run one method's preset on ``clip`` in a fresh Python process; (filled frames, its report)."""
     frames_path = scratch / f"{clip.name}-frames.npy"
@@ -168,10 +172,11 @@ def run_engine(
         time_budget_seconds=time_budget_seconds,
         frames_path=str(frames_path),
         holes_path=str(holes_path),
-        filled_path=str(scratch / f"{clip.name}-{method}-{preset_name}-filled.npy"),
-        report_path=str(scratch / f"{clip.name}-{method}-{preset_name}-report.json"),
+        filled_path=str(scratch / f"{clip.name}-{method}-{preset_name}-{gan_weight:g}-filled.npy"),
+        report_path=str(scratch / f"{clip.name}-{method}-{preset_name}-{gan_weight:g}-report.json"),
+        gan_weight=gan_weight,
     )
-    job_path = scratch / f"{clip.name}-{method}-{preset_name}-job.json"
+    job_path = scratch / f"{clip.name}-{method}-{preset_name}-{gan_weight:g}-job.json"
     job_path.write_text(json.dumps(job.__dict__))
     command = [sys.executable, str(Path(__file__).resolve()), "--engine-worker", str(job_path)]
     completed = subprocess.run(command, check=False)
@@ -281,6 +286,7 @@ def benchmark_clip(
     scratch: Path,
     methods: tuple[str, ...] = ("iivi",),
     budget_seconds: float | None = None,
+    gan_weights: tuple[float, ...] = (0.0,),
 ) -> ClipResult:
     result = ClipResult(clip=clip.summary(), sanity_truth_vs_truth_psnr_db=sanity_check(clip))
     # The ground truth's own figure: what a perfectly consistent fill of this clip scores.
@@ -302,20 +308,22 @@ def benchmark_clip(
     )
     print(f"  {MEDIAN}: done in {seconds:.1f} s", flush=True)
 
-    for method in methods:
+    # LGTSM runs once per TSMGAN weight (0: without the GAN phase), the others once.
+    variants = [(method, gan) for method in methods for gan in (gan_weights if method == "lgtsm" else (0.0,))]
+    for method, gan in variants:
         for name in presets:
             ceiling = preset(name, method).train.iterations
             iterations = iterations_for.get(name, ceiling)
             capped = iterations < ceiling
             # IIVI keeps the labels of earlier reports ("engine fast"); the others name themselves.
-            key = name if method == "iivi" else f"{method} {name}"
+            key = name if method == "iivi" else f"{method} {name}" + (f" gan {gan:g}" if gan else "")
             budget = "" if budget_seconds is None else f", budget {budget_seconds:.0f} s"
             print(
                 f"  engine {key}: {iterations} iterations{budget}"
                 + (f" (CAPPED from the preset's {ceiling})" if capped else ""),
                 flush=True,
             )
-            filled, report = run_engine(clip, name, iterations, device, scratch, method, budget_seconds)
+            filled, report = run_engine(clip, name, iterations, device, scratch, method, budget_seconds, gan)
             label = f"engine {key}" + (f" (CAPPED {iterations}/{ceiling} it)" if capped else "")
             if budget_seconds is not None:
                 label += f" ({report['iterations']} it in {budget_seconds:.0f} s)"
@@ -629,6 +637,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help=f"comma list of internal-learning methods ({', '.join(METHODS)}); each runs every preset",
     )
     parser.add_argument(
+        "--gan-weights",
+        default="0",
+        help="comma list of TSMGAN weights for lgtsm: each lgtsm preset runs once per weight (0: no GAN phase)",
+    )
+    parser.add_argument(
         "--budget-seconds",
         type=float,
         help="stop each engine run's training after this many seconds (same wall-clock budget)",
@@ -703,7 +716,8 @@ def main(argv: list[str]) -> int:
             print(f"[{name}] loading clip and ground truth", flush=True)
             clip = load_clip(name, footage)
             clip_result = benchmark_clip(
-                clip, presets, caps, args.device, Path(scratch), methods, args.budget_seconds
+                clip, presets, caps, args.device, Path(scratch), methods, args.budget_seconds,
+                tuple(float(weight) for weight in args.gan_weights.split(",")),
             )
             results["clips"].append(clip_result.to_dict())
             # Written after every clip so a long run that dies late still leaves its results.

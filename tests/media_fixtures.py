@@ -50,7 +50,10 @@ def encode(
         if options:
             stream.options = options
         if timecode:
-            stream.metadata["TIMECODE" if output.format.name == "matroska" else "timecode"] = timecode
+            if output.format.name == "avi":
+                output.metadata["timecode"] = timecode  # AVI's INFO list (ISMP): no stream tags
+            else:
+                stream.metadata["TIMECODE" if output.format.name == "matroska" else "timecode"] = timecode
         if colour:
             context = stream.codec_context
             context.color_primaries, context.color_trc, context.colorspace, context.color_range = colour
@@ -96,6 +99,17 @@ def _add_audio(output, sound, seconds: float) -> None:
 def audio_payloads(path: Path) -> list[bytes]:
     with av.open(str(path)) as container:
         return [bytes(p) for p in container.demux(container.streams.audio[0]) if p.size]
+
+
+def colour_tags(path: Path) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(primaries, transfer, matrix, range) as a file's video stream declares them and as its
+    first decoded frame says, read with PyAV directly (not through the probe under test)."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        context = stream.codec_context
+        frame = next(container.decode(stream))
+        names = ("color_primaries", "color_trc", "colorspace", "color_range")
+        return tuple(int(getattr(context, n)) for n in names), tuple(int(getattr(frame, n)) for n in names)
 
 
 def native_planes(path: Path) -> list[list[np.ndarray]]:

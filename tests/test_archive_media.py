@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from fractions import Fraction
 from pathlib import Path
 
@@ -16,8 +17,8 @@ import pytest
 from archive_inpaint.media import MediaError, read_frames
 from archive_inpaint.media.boxes import Box
 from archive_inpaint.media.images import list_images
-from archive_inpaint.media.kinds import OutputKind, default_output_kind
-from archive_inpaint.media.master import Timing, write_master
+from archive_inpaint.media.kinds import OutputKind, default_output_kind, output_kind_for, output_suffix
+from archive_inpaint.media.master import Timing, check_output, write_master
 from archive_inpaint.media.native import plane_mask
 from archive_inpaint.media.probe import probe_source
 from archive_inpaint.pipeline import ShotInputs, inpaint_files
@@ -25,6 +26,7 @@ from engine_fixtures import CPU, tiny_config
 from media_fixtures import (
     NTSC_FILM,
     audio_payloads,
+    colour_tags,
     encode,
     native_planes,
     rgb16_frames,
@@ -106,7 +108,10 @@ def test_containers_keep_exact_rate_and_frame_count(tmp_path, suffix, container,
     assert shot.bit_depth == (16 if "10" in pix_fmt else 8)
     # Same kind back where we write it; MPEG-2 comes back as the lossless master.
     expected = {"prores_ks": OutputKind.PRORES_422HQ, "libx264": OutputKind.H264}.get(codec, OutputKind.FFV1_MKV)
-    assert default_output_kind(probe_source(video)) is expected
+    source = probe_source(video)
+    assert default_output_kind(source) is expected
+    # ... and in the input's own container: MXF and AVI included.
+    assert output_suffix(expected, source) == suffix
 
 
 # ---- Fidelity through the whole pipeline -------------------------------------------------------
@@ -272,6 +277,190 @@ def test_every_output_kind_writes_a_readable_shot(tmp_path, kind):
         info = probe_source(target)
         assert info.timecode == "10:00:00:00" and info.colour.matrix == 1
         assert result.fps == NTSC_FILM
+
+
+# ---- MXF and AVI out ----------------------------------------------------------------------------
+
+
+def test_mxf_and_avi_output_kinds_follow_the_suffix_and_the_source(tmp_path):
+    prores = probe_source(encode(tmp_path / "p.mxf", rgb16_frames(2), codec="prores_ks", pix_fmt="yuv422p10le",
+                                 container="mxf", options={"profile": "3"}))
+    h264 = probe_source(encode(tmp_path / "h.mov", rgb16_frames(2), codec="libx264", pix_fmt="yuv420p",
+                               container="mov"))
+    assert output_kind_for("out.mxf") is OutputKind.FFV1_MKV
+    assert output_kind_for("out.avi") is OutputKind.FFV1_MKV
+    assert output_kind_for("out.mxf", None, prores) is OutputKind.PRORES_422HQ  # ProRes stays ProRes
+    assert output_kind_for("out.mxf", None, h264) is OutputKind.FFV1_MKV  # no H.264 in MXF: lossless
+    assert output_kind_for("out.avi", None, prores) is OutputKind.FFV1_MKV
+    assert output_kind_for("out.mxf", "prores-4444") is OutputKind.PRORES_4444
+    with pytest.raises(MediaError, match=r"'out\.avi' as prores-422hq.*\.mov or \.mkv or \.mxf"):
+        output_kind_for("out.avi", "prores-422hq")
+    with pytest.raises(MediaError, match=r"'out\.webm'.*\.mxf \(FFV1 or ProRes\), \.avi \(FFV1\)"):
+        output_kind_for("out.webm")
+    # Batch outputs are named by output_suffix: a delivery codec made from an MKV master goes in
+    # its usual container, an MXF or MOV source keeps its own.
+    ffv1 = probe_source(encode(tmp_path / "m.mkv", rgb16_frames(2), codec="ffv1", pix_fmt="yuv422p10le",
+                               container="matroska"))
+    assert output_suffix(OutputKind.PRORES_422HQ, ffv1) == ".mov"
+    assert output_suffix(OutputKind.H264, ffv1) == ".mp4"
+    assert output_suffix(OutputKind.FFV1_MKV, ffv1) == ".mkv"
+    assert output_suffix(OutputKind.PRORES_4444, prores) == ".mxf"
+    assert output_suffix(OutputKind.H265, h264) == ".mov"
+
+
+def test_mxf_ffv1_master_comes_back_as_mxf_exact_outside_with_timecode_and_audio(tmp_path):
+    video = encode(tmp_path / "reel.mxf", rgb16_frames(10), codec="ffv1", pix_fmt="yuv422p10le", container="mxf",
+                   timecode="01:00:00:00", audio="pcm_s24le", colour=(1, 1, 1, 1))
+    holes = _holes(10)
+    outputs, _ = _run(video, _mask_folder(tmp_path / "m", holes), tmp_path / "out.mxf", start=2, end=8)
+    info = probe_source(outputs.video)
+    assert (info.container, info.codec, info.pix_fmt) == ("mxf", "ffv1", "yuv422p10le")
+    assert info.timecode == "01:00:00:02"  # the source's, moved by the range's first frame
+    shot = read_frames(outputs.video)
+    assert shot.num_frames == 6 and shot.fps == NTSC_FILM
+    _assert_native_exact_outside(native_planes(video), native_planes(outputs.video), holes[2:8], start=2)
+    assert not np.array_equal(shot.frames[holes[2:8]], read_frames(video).frames[2:8][holes[2:8]])
+    # MXF keeps PCM audio as one packet per frame: the range's six, byte for byte.
+    assert info.audio and info.audio[0].codec == "pcm_s24le"
+    assert audio_payloads(outputs.video) == audio_payloads(video)[2:8]
+
+
+@pytest.mark.parametrize(
+    ("pix_fmt", "profile", "kind", "name"),
+    [("yuv422p10le", "3", OutputKind.PRORES_422HQ, "HQ"), ("yuv444p10le", "4", OutputKind.PRORES_4444, "4444")],
+)
+def test_prores_mxf_comes_back_as_prores_mxf_at_its_profile(tmp_path, holes, pix_fmt, profile, kind, name):
+    video = encode(tmp_path / "mezz.mxf", rgb16_frames(FRAMES), codec="prores_ks", pix_fmt=pix_fmt,
+                   container="mxf", options={"profile": profile}, timecode="10:00:00:00", colour=(1, 1, 1, 1))
+    source = probe_source(video)
+    assert default_output_kind(source) is kind and output_suffix(kind, source) == ".mxf"
+    outputs, _ = _run(video, _mask_folder(tmp_path / "m", holes), tmp_path / "out.mxf")
+    info = probe_source(outputs.video)
+    # (FFmpeg decodes 4444 as 12-bit whatever was encoded: compare with the source as decoded)
+    assert (info.container, info.codec, info.pix_fmt, info.profile) == ("mxf", "prores", source.pix_fmt, name)
+    assert outputs.media["output"]["pix_fmt"] == pix_fmt  # encoded at 10 bits, as the source was
+    assert info.timecode == "10:00:00:00"
+    shot = read_frames(outputs.video)
+    assert shot.num_frames == FRAMES and shot.fps == NTSC_FILM and shot.bit_depth == 16
+
+
+@pytest.mark.parametrize("pix_fmt", ["bgr0", "yuv420p"])
+def test_avi_ffv1_comes_back_as_avi_exact_outside_the_mask(tmp_path, holes, pix_fmt):
+    video = encode(tmp_path / "capture.avi", rgb16_frames(FRAMES), codec="ffv1", pix_fmt=pix_fmt, container="avi",
+                   timecode="00:59:58:00", audio="pcm_s16le")
+    source = probe_source(video)
+    assert output_suffix(default_output_kind(source), source) == ".avi"
+    outputs, _ = _run(video, _mask_folder(tmp_path / "m", holes), tmp_path / "out.avi")
+    info = probe_source(outputs.video)
+    assert (info.container, info.codec, info.pix_fmt) == ("avi", "ffv1", pix_fmt)
+    assert info.timecode == "00:59:58:00"  # in AVI's INFO list
+    shot = read_frames(outputs.video)
+    assert shot.num_frames == FRAMES and shot.fps == NTSC_FILM
+    _assert_native_exact_outside(native_planes(video), native_planes(outputs.video), holes)
+    assert audio_payloads(outputs.video) == audio_payloads(video)
+    # AVI has no colour fields: the report says none were carried rather than claim any.
+    assert outputs.media["output"]["colour"] == {"primaries": None, "transfer": None, "matrix": None, "range": None}
+
+
+def test_avi_output_of_a_tagged_source_drops_the_tags_and_says_so(tmp_path, holes):
+    video = encode(tmp_path / "hdr.mkv", rgb16_frames(FRAMES), codec="ffv1", pix_fmt="yuv422p10le",
+                   container="matroska", colour=(9, 16, 9, 2))
+    original = read_frames(video).frames
+    report = write_master(original, Timing(NTSC_FILM), tmp_path / "out.avi", OutputKind.FFV1_MKV,
+                          source=probe_source(video), original=original, holes=holes)
+    assert report.colour.to_dict() == {"primaries": None, "transfer": None, "matrix": None, "range": None}
+    assert colour_tags(tmp_path / "out.avi")[0] == (2, 2, 2, 0)  # unspecified
+    _assert_native_exact_outside(native_planes(video), native_planes(tmp_path / "out.avi"), holes)
+
+
+@pytest.mark.parametrize(
+    ("case", "source_args", "target", "reason"),
+    [
+        ("rate", {"fps": Fraction(15)}, "out.mxf", r"15 fps is not an MXF edit rate \(.*24000/1001"),
+        ("ntsc-120", {"fps": Fraction(120000, 1001)}, "out.mxf", r"120000/1001 fps is not an MXF edit rate"),
+        ("aac", {"audio": "aac"}, "out.mxf", r"audio \(aac, 48000 Hz\) cannot be copied into MXF.*pcm_s16le"),
+        ("vfr", {"fps": Fraction(25), "timestamps": [0, 40, 90, 120, 200, 230], "time_base": Fraction(1, 1000)},
+         "out.mxf", "variable frame rate and MXF holds one edit rate"),
+        ("vfr", {"fps": Fraction(25), "timestamps": [0, 40, 90, 120, 200, 230], "time_base": Fraction(1, 1000)},
+         "out.avi", "variable frame rate and AVI holds one constant rate"),
+        ("srgb", {"colour": (1, 13, 1, 1)}, "out.mxf", r"no label for the source's colour transfer \(code 13\)"),
+    ],
+)
+def test_what_mxf_or_avi_cannot_carry_is_refused_before_writing(tmp_path, holes, case, source_args, target, reason):
+    video = encode(tmp_path / "src.mkv", rgb16_frames(FRAMES), codec="ffv1", pix_fmt="yuv420p", container="matroska",
+                   **source_args)
+    source = probe_source(video)
+    shot = read_frames(video)
+    timing = Timing(shot.fps)
+    if "timestamps" in source_args:
+        timing = Timing(Fraction(25), tuple(source_args["timestamps"]), Fraction(1, 1000))
+    pattern = rf"'.*{re.escape(target)}'.*{reason}.*\.mkv"
+    with pytest.raises(MediaError, match=pattern):
+        check_output(shot.frames, timing, tmp_path / target, OutputKind.FFV1_MKV, source)
+    with pytest.raises(MediaError, match=pattern):
+        write_master(shot.frames, timing, tmp_path / target, OutputKind.FFV1_MKV, source=source,
+                     original=shot.frames, holes=holes)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src.mkv"]  # not even a half file
+
+
+def test_a_container_that_cannot_carry_the_shot_fails_before_training(tmp_path, holes):
+    """The product path checks the output container right after decoding: an MXF at 15 fps is
+    refused before a single training step (hours of GPU time on a real shot), with nothing written."""
+    video = encode(tmp_path / "src.mkv", rgb16_frames(FRAMES), codec="ffv1", pix_fmt="yuv420p",
+                   container="matroska", fps=Fraction(15))
+    mask = tmp_path / "mask.png"
+    cv2.imwrite(str(mask), holes[0].astype(np.uint8) * 255)
+
+    def trained(*_: object) -> None:
+        raise AssertionError("a training step ran before the output was checked")
+
+    with pytest.raises(MediaError, match=r"'.*out\.mxf'.*15.*\.mkv"):
+        inpaint_files(ShotInputs(video=video, mask=mask), tmp_path / "out.mxf", tiny_config(100000), CPU,
+                      checkpoint_dir=tmp_path / "ckpt", on_step=trained)
+    assert not (tmp_path / "ckpt").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mask.png", "src.mkv"]
+
+
+def test_prores_refuses_a_full_range_source(tmp_path, holes):
+    video = encode(tmp_path / "full.mkv", rgb16_frames(FRAMES), codec="ffv1", pix_fmt="yuv422p10le",
+                   container="matroska", colour=(1, 1, 1, 2))
+    shot = read_frames(video)
+    for target in ("out.mov", "out.mxf", "out.mkv"):
+        with pytest.raises(MediaError, match=rf"'.*{re.escape(target)}'.*ProRes cannot say the source is full range"):
+            write_master(shot.frames, Timing(NTSC_FILM), tmp_path / target, OutputKind.PRORES_422HQ,
+                         source=probe_source(video), original=shot.frames, holes=holes)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["full.mkv"]
+
+
+# ---- Colour tags other than the BT.709 default ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("suffix", "container", "codec", "pix_fmt", "options", "colour"),
+    [
+        # BT.2020 primaries, PQ, BT.2020 non-constant matrix, full range: in FFV1 (MKV and MXF)
+        (".mkv", "matroska", "ffv1", "yuv422p10le", None, (9, 16, 9, 2)),
+        (".mxf", "mxf", "ffv1", "yuv444p10le", None, (9, 16, 9, 2)),
+        # HLG; ProRes is always limited range (see test_prores_refuses_a_full_range_source)
+        (".mov", "mov", "prores_ks", "yuv422p10le", {"profile": "3"}, (9, 18, 9, 1)),
+        (".mxf", "mxf", "prores_ks", "yuv422p10le", {"profile": "3"}, (9, 16, 9, 1)),
+        # SD: BT.601 (SMPTE 170M) in MKV, whose codes MXF would fold into equivalents
+        (".mkv", "matroska", "ffv1", "yuv420p", None, (6, 6, 6, 1)),
+    ],
+)
+def test_non_default_colour_tags_come_back_exactly(tmp_path, holes, suffix, container, codec, pix_fmt, options,
+                                                   colour):
+    video = encode(tmp_path / f"graded{suffix}", rgb16_frames(FRAMES), codec=codec, pix_fmt=pix_fmt,
+                   container=container, options=options, colour=colour)
+    assert colour_tags(video) == (colour, colour)  # the fixture did tag the source
+    outputs, _ = _run(video, _mask_folder(tmp_path / "m", holes), tmp_path / f"out{suffix}")
+    assert probe_source(outputs.video).codec == probe_source(video).codec  # same kind back
+    stream_tags, frame_tags = colour_tags(outputs.video)
+    assert stream_tags == colour and frame_tags == colour
+    names = ("primaries", "transfer", "matrix", "range")
+    assert outputs.media["output"]["colour"] == dict(zip(names, colour))
+    if codec == "ffv1":  # full range stays full range: the untouched samples are the source's
+        _assert_native_exact_outside(native_planes(video), native_planes(outputs.video), holes)
 
 
 # ---- Mask controls ------------------------------------------------------------------------------

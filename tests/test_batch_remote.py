@@ -250,6 +250,13 @@ def test_the_entrypoint_forwards_run_wide_options_that_differ_from_the_defaults(
     command = entrypoint(RemoteRun("http://head:8265", tuned))
     assert "--gpu-memory 79.5" in command
     assert "--max-retries 8" in command
+    assert "--vgg-weights" not in command and "--gan-weight" not in command and "--flow-estimator" not in command
+    methods = RunOptions(
+        "s3://b/m.parquet", "s3://b/out", vgg_weights="/models/vgg 16.pth", gan_weight=0.5, flow_estimator="farneback"
+    )
+    command = entrypoint(RemoteRun("http://head:8265", methods))
+    assert "--vgg-weights '/models/vgg 16.pth'" in command  # quoted for the job's shell
+    assert "--gan-weight 0.5" in command and "--flow-estimator farneback" in command
 
 
 def test_submit_refuses_a_secret_before_contacting_the_cluster(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from fractions import Fraction
 from pathlib import Path
@@ -261,6 +262,32 @@ def test_inpaint_with_another_method(shot, tmp_path: Path, method: str) -> None:
     out = tmp_path / f"{method}.mkv"
     _succeeded(invoke("inpaint", video, "--mask", mask, "-o", out, "--method", method, *TINY_RUN))
     _check_output(out, frames, holes, FPS)
+
+
+def test_method_settings_reach_the_method(shot, tmp_path: Path) -> None:
+    """``--gan-weight`` runs LGTSM's TSMGAN phase, ``--flow-estimator`` picks DIP-Vid-Flow's flow;
+    each is refused for a method that does not have it."""
+    video, mask, frames, holes = shot
+    out = tmp_path / "gan.mkv"
+    # 8 steps (the last word wins over TINY_RUN's 5): steps 7 and 8 are the GAN's last quarter.
+    _succeeded(
+        invoke("inpaint", video, "--mask", mask, "-o", out, "--method", "lgtsm", "--gan-weight", "1", *TINY_RUN, "--iterations", "8")
+    )
+    details = json.loads((tmp_path / "gan.provenance.json").read_text())["method_details"]
+    assert details["gan"] is True
+    _check_output(out, frames, holes, FPS)
+    out = tmp_path / "flow.mkv"
+    _succeeded(
+        invoke("inpaint", video, "--mask", mask, "-o", out, "--method", "dip-vid-flow", "--flow-estimator", "farneback", *TINY_RUN)
+    )
+    assert json.loads((tmp_path / "flow.provenance.json").read_text())["method_details"]["flow_estimator"] == "farneback"
+    refused = invoke("inpaint", video, "--mask", mask, "-o", tmp_path / "x.mkv", "--gan-weight", "1", *TINY_RUN)
+    assert refused.exit_code == 2 and _mentions(refused, "gan_weight: an lgtsm setting, not iivi's")
+    refused = invoke(
+        "inpaint", video, "--mask", mask, "-o", tmp_path / "x.mkv", "--method", "dip-vid-flow", "--flow-estimator", "raft", *TINY_RUN
+    )
+    assert refused.exit_code == 2 and _mentions(refused, "unknown estimator 'raft'; choose one of dis, farneback")
+    assert not (tmp_path / "x.mkv").exists()
 
 
 def test_unknown_method_is_refused(shot, tmp_path: Path) -> None:

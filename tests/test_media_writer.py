@@ -44,8 +44,8 @@ def test_output_kind_for(path, explicit, expected):
 
 
 def test_output_kind_rejects_unknown_suffix_and_kind():
-    with pytest.raises(MediaError, match=r"'out\.avi'.*\.avi"):
-        output_kind_for("out.avi")
+    with pytest.raises(MediaError, match=r"'out\.webm'.*\.webm"):
+        output_kind_for("out.webm")
     with pytest.raises(MediaError, match="'prores'"):
         output_kind_for("out.mkv", "prores")
 

@@ -160,3 +160,25 @@ def test_the_batch_runner_takes_each_rows_method(tmp_path: Path):
     assert json.loads(json.dumps(document))["parameters"]["config"]["clip_length"] == own.config.clip_length
     iivi = make_job(ShotSpec("c", str(video), str(mask), method="iivi"), options)
     assert isinstance(iivi.config, IIVIConfig)
+
+
+def test_run_wide_method_settings_reach_only_the_rows_whose_method_has_them(tmp_path: Path):
+    from archive_inpaint.batch.manifest import ShotSpec
+    from archive_inpaint.batch.runner import RunOptions, make_job
+
+    video, mask = tmp_path / "v.mkv", tmp_path / "m.png"
+    options = RunOptions(
+        "unused", str(tmp_path / "out"), device="cpu",
+        vgg_weights="/models/vgg.pth", gan_weight=0.5, flow_estimator="farneback",
+    )
+    jobs = {m: make_job(ShotSpec(m, str(video), str(mask), method=m), options).config for m in METHODS}
+    assert jobs["lgtsm"].gan_weight == 0.5 and jobs["lgtsm"].vgg_weights == "/models/vgg.pth"
+    assert jobs["dip-vid-flow"].flow.estimator == "farneback" and jobs["dip-vid-flow"].vgg_weights == "/models/vgg.pth"
+    assert jobs["iivi"].regularizers.vgg19_weights == "/models/vgg.pth"
+    # The settings are part of what a shot is made with, so they change its fingerprint.
+    assert jobs["lgtsm"] != make_job(ShotSpec("x", str(video), str(mask), method="lgtsm"), RunOptions("u", "o")).config
+    # On a single run, another method's setting is an error, not silently dropped.
+    with pytest.raises(ValueError, match="an lgtsm setting, not iivi's"):
+        preset("fast", "iivi").with_overrides(gan_weight=1.0)
+    with pytest.raises(ValueError, match="a dip-vid-flow setting, not lgtsm's"):
+        preset("fast", "lgtsm").with_overrides(flow_estimator="dis")

@@ -153,3 +153,25 @@ def test_an_intermediate_stage_gives_overlapping_tiles_the_same_prior():
     with torch.no_grad():
         priors = middle.prior_for([2, 2], [left, right], (96, 160))
     assert torch.allclose(priors[0][:, :, 30:], priors[1][:, :, :18], atol=1e-5)
+
+
+def test_bf16_precision_reaches_the_patch_stages():
+    """``precision`` is the whole shot's: the patch stages train under the same autocast."""
+    frames, holes = _panning_shot(num_frames=4)
+    config = _config(max_stages=2)
+    config = dataclasses.replace(config, train=dataclasses.replace(config.train, precision="bf16"))
+    conv_outputs: dict[int, set[torch.dtype]] = {}
+
+    def record(module, _inputs, output):
+        if isinstance(module, torch.nn.Conv2d) and module.training:
+            conv_outputs.setdefault(id(module), set()).add(output.dtype)
+
+    handle = torch.nn.modules.module.register_module_forward_hook(record)
+    try:
+        result = inpaint_arrays(frames, holes, config, CPU)
+    finally:
+        handle.remove()
+    assert result.stages == 2 and all(np.isfinite(result.loss_history))
+    patch_convs = [m for m in result.final_stage.network.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert patch_convs and all(conv_outputs[id(conv)] == {torch.bfloat16} for conv in patch_convs)
+    assert (result.frames[~holes] == frames[~holes]).all()

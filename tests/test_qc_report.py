@@ -122,6 +122,7 @@ BADGE_RGB = {
     "failed": (0xCF, 0x22, 0x2E),
     "skipped": (0x6E, 0x77, 0x81),
 }
+ERROR_RGB = (0x82, 0x07, 0x1E)  # .error text
 
 
 def _chromium() -> str:
@@ -192,3 +193,65 @@ def test_report_renders_badges_and_thumbnails_in_chromium(tmp_path):
         assert len(thumbs) == 1, f"thumbnail {colour}: {thumbs}"
         width, height = thumbs[0]
         assert abs(width - 200) <= 2 and abs(height - 112) <= 3  # 80x45 shown 200 px wide
+
+
+def _blob_boxes(image: np.ndarray, rgb: tuple[int, int, int], min_area: int) -> list[tuple[int, int, int, int]]:
+    """(x, y, width, height) of each connected region of `rgb` (within anti-aliasing), top to bottom."""
+    near = (np.abs(image.astype(np.int16) - np.array(rgb)).max(axis=-1) <= 6).astype(np.uint8)
+    count, _, stats, _ = cv2.connectedComponentsWithStats(near, connectivity=8)
+    boxes = [
+        tuple(int(stats[i, k]) for k in (cv2.CC_STAT_LEFT, cv2.CC_STAT_TOP, cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT))
+        for i in range(1, count)
+        if stats[i, cv2.CC_STAT_AREA] >= min_area
+    ]
+    return sorted(boxes, key=lambda box: box[1])
+
+
+def test_a_real_batch_runs_report_renders_one_row_per_shot_in_chromium(tmp_path, tmp_path_factory):
+    """The report `archive-inpaint submit` wrote (not hand-built rows), opened from the output
+    folder as an archivist would: a badge per shot, and each finished shot's own thumbnail, loaded
+    through its relative link, on the same row as its badge."""
+    _chromium()  # skip (or fail in CI) before paying for the batch run
+    from test_batch_archive_columns import archive_batch_run  # one run shared with that module
+
+    run = archive_batch_run(tmp_path_factory)
+    output: Path = run["output"]
+    report = output / "report.html"
+    assert report.is_file(), run["result"].output
+
+    image = _screenshot(report, tmp_path / "run.png", tmp_path / "profile")
+
+    succeeded = _blob_boxes(image, BADGE_RGB["succeeded"], min_area=150)
+    failed = _blob_boxes(image, BADGE_RGB["failed"], min_area=150)
+    assert len(succeeded) == 2 and len(failed) == 1, (succeeded, failed)
+    assert not _blob_boxes(image, BADGE_RGB["skipped"], min_area=150)
+    assert all(w > h >= 12 for _, _, w, h in succeeded + failed)
+    rows_y = sorted(y + h / 2 for _, y, _, h in succeeded + failed)
+    assert min(b - a for a, b in zip(rows_y, rows_y[1:])) > 20, "badges share a row"
+    # The failed shot's error message is shown on its row (dark red monospace text, wrapped to
+    # the column's width): between the midpoints to the rows above and below it.
+    _, failed_y, _, failed_h = failed[0]
+    failed_centre = failed_y + failed_h / 2
+    above = max((y for y in rows_y if y < failed_centre), default=None)
+    below = min((y for y in rows_y if y > failed_centre), default=None)
+    top = 0 if above is None else (above + failed_centre) / 2
+    bottom = image.shape[0] if below is None else (below + failed_centre) / 2
+    ys, xs = np.nonzero(np.abs(image.astype(np.int16) - np.array(ERROR_RGB)).max(axis=-1) <= 10)
+    assert len(ys) > 100, "no error text on the page"
+    assert top <= ys.min() and ys.max() <= bottom and xs.min() > 400, (top, bottom, ys.min(), ys.max())
+    assert xs.max() < image.shape[1] - 5, "the error text runs off the page"
+
+    gray = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    badge_rows = []
+    for shot in ("dash", "plain"):
+        thumb = cv2.imread(str(output / shot / f"{shot}.thumb.png"), cv2.IMREAD_GRAYSCALE)
+        assert thumb is not None, shot
+        shown = (200, round(thumb.shape[0] * 200 / thumb.shape[1]))  # img.thumb is 200 px wide
+        template = cv2.resize(thumb, shown, interpolation=cv2.INTER_LINEAR).astype(np.float32)
+        scores = cv2.matchTemplate(gray, template, cv2.TM_CCOEFF_NORMED)
+        _, best, _, (x, y) = cv2.minMaxLoc(scores)
+        assert best > 0.8, f"{shot}'s thumbnail is not on the page (best match {best:.2f})"
+        # The badge on the thumbnail's row.
+        [row] = [i for i, (_, by, _, bh) in enumerate(succeeded) if y <= by + bh / 2 <= y + shown[1]]
+        badge_rows.append(row)
+    assert sorted(badge_rows) == [0, 1], "both thumbnails sit on one badge's row"

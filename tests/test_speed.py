@@ -120,6 +120,35 @@ def test_training_stops_when_held_out_pixels_stop_improving(tmp_path: Path) -> N
     assert times == sorted(times) and full.evaluations[-1].eval_seconds > 0
 
 
+def test_a_resumed_run_stops_where_an_uninterrupted_one_does_and_a_stopped_one_stays_stopped(tmp_path: Path) -> None:
+    working_set = shot()
+    stopping = with_holdout(2, eval_every=5, stop_patience=2, min_delta_db=50.0)
+    whole = train(working_set, config(iterations=400, holdout=stopping), CPU, checkpoint_dir=tmp_path / "whole")
+    assert whole.stopped_early and whole.iterations == 15
+    # Interrupted after the first evaluation (the ceiling ends that run; checkpoint at 10), then
+    # resumed with the real ceiling: the evaluation made before the interruption still counts, so
+    # it stops at 15 too (forgetting it would restart the patience and stop at 20).
+    interrupted = tmp_path / "interrupted"
+    first = train(working_set, config(iterations=10, holdout=stopping), CPU, checkpoint_dir=interrupted)
+    assert not first.stopped_early and first.iterations == 10
+    resumed = train(working_set, config(iterations=400, holdout=stopping), CPU, checkpoint_dir=interrupted)
+    assert resumed.resumed_from == 10 and resumed.stopped_early and resumed.iterations == 15
+    assert [e.iteration for e in resumed.evaluations] == [5, 10, 15]
+    assert [e.psnr for e in resumed.evaluations] == pytest.approx([e.psnr for e in whole.evaluations])
+    times = [e.train_seconds for e in resumed.evaluations]
+    assert times == sorted(times)
+    # A rerun of the stopped run does not train on: no new step, the same weights.
+    again = train(working_set, config(iterations=400, holdout=stopping), CPU, checkpoint_dir=tmp_path / "whole")
+    assert again.resumed_from == 15 and again.iterations == 15 and again.stopped_early
+    assert len(again.loss_history) == 15
+    for name, tensor in whole.network.state_dict().items():
+        assert torch.equal(tensor, again.network.state_dict()[name])
+    # Without early stopping in the configuration, the same checkpoint trains on to the ceiling.
+    watched = with_holdout(2, eval_every=5, stop_patience=None)
+    extended = train(working_set, config(iterations=25, holdout=watched), CPU, checkpoint_dir=tmp_path / "whole")
+    assert extended.resumed_from == 15 and extended.iterations == 25 and not extended.stopped_early
+
+
 def test_warm_start_begins_where_the_other_shot_ended(caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None:
     first = train(reel_part(0, hole_x=6), config(iterations=150, learning_rate=2e-3), CPU)
     weights = tmp_path / "weights.pt"

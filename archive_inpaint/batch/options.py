@@ -22,6 +22,12 @@ class RunOptions:
     # Run-wide overrides; a manifest row's own method/preset/iterations take precedence.
     iterations: int | None = None
     width: int | None = None
+    # Method settings, each applied to the rows of the methods that have it: the VGG weights
+    # file of every method's feature losses (a path on the workers), LGTSM's TSMGAN weight,
+    # DIP-Vid-Flow's flow estimator.
+    vgg_weights: str | None = None
+    gan_weight: float | None = None
+    flow_estimator: str | None = None
     # Training steps between checkpoints (default: the preset's). Not a manifest column: it
     # trades checkpoint traffic against the work lost to a dead worker, per run.
     checkpoint_every: int | None = None

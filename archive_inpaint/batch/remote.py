@@ -114,6 +114,12 @@ def entrypoint(run: RemoteRun) -> str:
         args += ["--iterations", str(options.iterations)]
     if options.width:
         args += ["--width", str(options.width)]
+    if options.vgg_weights:
+        args += ["--vgg-weights", options.vgg_weights]  # a path on the cluster's workers
+    if options.gan_weight is not None:
+        args += ["--gan-weight", f"{options.gan_weight:g}"]
+    if options.flow_estimator:
+        args += ["--flow-estimator", options.flow_estimator]
     # Only when set: a cluster whose package predates these options still runs default runs.
     if options.gpu_memory_gib is not None:
         args += ["--gpu-memory", f"{options.gpu_memory_gib:g}"]

@@ -7,6 +7,9 @@ source's pixel format and bit depth.  Around the pictures it carries over what a
 first: the exact frame rate (and each frame's own timestamp for variable-rate sources), audio
 packets copied untouched, the start timecode (moved by the range's first frame), and the colour
 tags (primaries, transfer, matrix, range).
+
+MXF and AVI hold less than MKV/MOV: what they cannot carry is refused before anything is
+encoded (``containers.container_problem``), naming the file and pointing to .mkv.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import av
 import numpy as np
 
 from .atomic import atomic_directory, atomic_file
+from .containers import container_problem, stored_colour
 from .decode import open_video
 from .encoders import FFV1_OPTIONS, H264_OPTIONS, SEQUENCE_PATTERN, ffv1_rgb_format, write_image_sequence
 from .errors import MediaError, quote
@@ -285,25 +289,26 @@ def _write_video(filled, timing, path, kind, source, start, end, original, holes
     container_format = CONTAINER_BY_SUFFIX.get(path.suffix.lower())
     if container_format is None:
         raise MediaError(
-            f"cannot write {kind.value} video to {quote(path)}: use a .mkv, .mov or .mp4 path"
+            f"cannot write {kind.value} video to {quote(path)}: use a .mkv, .mxf, .avi, .mov or .mp4 path"
         )
     height, width = filled.shape[1:3]
-    even = width % 2 == 0 and height % 2 == 0
-    deep = _source_is_deep(filled, source)
-    pix_fmt = output_pix_fmt(kind, source.pix_fmt if source else None, deep, even)
+    pix_fmt = _video_pix_fmt(filled, kind, source)
     report.pix_fmt = pix_fmt
+    colour = _output_colour(pix_fmt, source)
+    _check_container(container_format, path, kind, timing, source, colour)
+    report.colour = stored_colour(container_format, colour)
     with atomic_file(path) as temp:
         try:
             with av.open(str(temp), mode="w", format=container_format,
                          options=_container_options(container_format, source, timing)) as output:
-                stream = _add_video_stream(output, kind, pix_fmt, width, height, timing, source, report)
+                stream = _add_video_stream(output, kind, pix_fmt, width, height, timing, colour, report)
                 audio = None
                 if source is not None and source.audio:
                     audio = _AudioCopy(source, output, start, end, timing)
                     report.audio_streams = len(audio.targets)
                 try:
                     _encode_pictures(
-                        stream, output, timing, report.colour,
+                        stream, output, timing, colour,
                         _pictures(filled, pix_fmt, source, start, original, holes, report), audio,
                     )
                 finally:
@@ -317,6 +322,38 @@ def _write_video(filled, timing, path, kind, source, start, end, original, holes
                 codecs = ", ".join(sorted({track.codec for track in source.audio}))
                 detail = f" (with the source's {codecs} audio; .mkv and .mov take any audio)"
             raise MediaError(f"could not write {quote(path)} as {kind.value}{detail}: {exc}") from exc
+
+
+def _video_pix_fmt(filled: Frames, kind: OutputKind, source: SourceInfo | None) -> str:
+    height, width = filled.shape[1:3]
+    even = width % 2 == 0 and height % 2 == 0
+    return output_pix_fmt(kind, source.pix_fmt if source else None, _source_is_deep(filled, source), even)
+
+
+def check_output(filled: Frames, timing: Timing, target: str | Path, kind: OutputKind,
+                 source: SourceInfo | None = None) -> None:
+    """Raise the MediaError ``write_master`` would raise for what the target's container cannot
+    carry, without writing anything: lets a caller fail before hours of work rather than after.
+    Only ``filled``'s shape and dtype are used."""
+    path = Path(target)
+    container_format = CONTAINER_BY_SUFFIX.get(path.suffix.lower())
+    if kind in SEQUENCE_SUFFIX or container_format is None:
+        return  # sequences hold anything; a wrong suffix is reported by write_master itself
+    pix_fmt = _video_pix_fmt(filled, kind, source)
+    _check_container(container_format, path, kind, timing, source, _output_colour(pix_fmt, source))
+
+
+def _check_container(container_format: str, path: Path, kind: OutputKind, timing: Timing,
+                     source: SourceInfo | None, colour: ColourTags) -> None:
+    """Refuse, before anything is encoded, what the container would drop or fail on halfway."""
+    problem = container_problem(
+        container_format, timing.fps, timing.timestamps is not None, source, colour, prores=kind in _PRORES
+    )
+    if problem is not None:
+        raise MediaError(
+            f"cannot write {quote(path)} as {kind.value} in {path.suffix.lstrip('.').upper()}: {problem}; "
+            "write a .mkv (lossless FFV1) instead, which holds it"
+        )
 
 
 def _container_options(container_format: str, source: SourceInfo | None, timing: Timing) -> dict[str, str]:
@@ -359,7 +396,31 @@ def _encode_pictures(
         audio.mux_until(None)
 
 
-def _add_video_stream(output, kind, pix_fmt, width, height, timing, source, report):
+def _output_colour(pix_fmt: str, source: SourceInfo | None) -> ColourTags:
+    """The colour tags the output should carry: the source's, with the matrix and range we chose
+    where we made YUV from RGB, and without matrix and range for an RGB output."""
+    colour = source.colour if source is not None else ColourTags()
+    rgb_output = is_rgb_format(pix_fmt)
+    if not rgb_output and (source is None or is_rgb_format(source.pix_fmt)):
+        # RGB made YUV by us (see _pictures): say which matrix, or players guess 601 or 709.
+        colour = ColourTags(primaries=colour.primaries or BT709, transfer=colour.transfer or BT709,
+                            matrix=BT709, range=LIMITED_RANGE)
+    if rgb_output:
+        colour = ColourTags(colour.primaries, colour.transfer, None, None)
+    return colour
+
+
+def _tag_timecode(output, stream, timecode: str) -> None:
+    """MOV/MP4 write a tmcd track from the stream's 'timecode', MXF its timecode component;
+    Matroska keeps it as a stream tag; AVI only has its file-level INFO list (ISMP)."""
+    name = output.format.name
+    if name == "avi":
+        output.metadata["timecode"] = timecode
+    else:
+        stream.metadata["TIMECODE" if name == "matroska" else "timecode"] = timecode
+
+
+def _add_video_stream(output, kind, pix_fmt, width, height, timing, colour, report):
     stream = output.add_stream(_CODEC[kind], rate=timing.fps)
     stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
     if timing.timestamps is not None and timing.time_base is not None:
@@ -385,14 +446,6 @@ def _add_video_stream(output, kind, pix_fmt, width, height, timing, source, repo
             options["x265-params"] += ":ctu=16"
         stream.options = options
     context = stream.codec_context
-    rgb_output = is_rgb_format(pix_fmt)
-    colour = source.colour if source is not None else ColourTags()
-    if not rgb_output and (source is None or is_rgb_format(source.pix_fmt)):
-        # RGB made YUV by us (see _pictures): say which matrix, or players guess 601 or 709.
-        colour = ColourTags(primaries=colour.primaries or BT709, transfer=colour.transfer or BT709,
-                            matrix=BT709, range=LIMITED_RANGE)
-    if rgb_output:
-        colour = ColourTags(colour.primaries, colour.transfer, None, None)
     if colour.primaries is not None:
         context.color_primaries = colour.primaries
     if colour.transfer is not None:
@@ -401,10 +454,8 @@ def _add_video_stream(output, kind, pix_fmt, width, height, timing, source, repo
         context.colorspace = colour.matrix
     if colour.range is not None:
         context.color_range = colour.range
-    report.colour = colour
     if report.timecode:
-        # MOV/MP4 write a tmcd track from the stream's 'timecode'; Matroska keeps it as a tag.
-        stream.metadata["TIMECODE" if output.format.name == "matroska" else "timecode"] = report.timecode
+        _tag_timecode(output, stream, report.timecode)
     return stream
 
 

@@ -151,7 +151,8 @@ def _colour(context: object | None, frame: av.VideoFrame) -> ColourTags:
 
 def _timecode(container: av.container.InputContainer) -> str | None:
     """The start timecode: on the video stream (MOV, MKV's TIMECODE tag), a timecode data
-    track (MOV's tmcd) or the container (MXF)."""
+    track (MOV's tmcd) or the container (MXF's timecode component; AVI's INFO list, ISMP).
+    FFmpeg's MXF muxer always writes one, so an MXF it made says 00:00:00:00 when nobody set it."""
     holders = [container.streams.video[0].metadata]
     holders += [stream.metadata for stream in container.streams if stream.type == "data"]
     holders.append(container.metadata)

@@ -43,7 +43,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: now
          font-size: 13px; font-weight: 600; }
 %s
 img.thumb { width: %dpx; height: auto; display: block; }
-.error { color: #82071e; white-space: pre-wrap; max-width: 360px;
+.error { color: #82071e; white-space: pre-wrap; max-width: 360px; overflow-wrap: anywhere;
          font-family: monospace; font-size: 12px; }
 ul.links { margin: 0; padding-left: 16px; }
 .none { color: #8c959f; }

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,9 @@ class TrainingState:
     optimizer: dict[str, Any]
     generator: torch.Tensor
     loss_history: list[float]
+    # What the loop needs besides the weights to go on exactly as it would have (plain Python
+    # values): e.g. the held-out evaluations so far and whether they already stopped training.
+    progress: dict[str, Any] = field(default_factory=dict)
 
 
 def checkpoint_path(directory: Path, fingerprint: str, iteration: int) -> Path:
@@ -61,6 +64,7 @@ def save_checkpoint(directory: Path, fingerprint: str, state: TrainingState, kee
                     "optimizer": state.optimizer,
                     "generator": state.generator,
                     "loss_history": state.loss_history,
+                    "progress": state.progress,
                 },
                 stream,
             )
@@ -84,6 +88,7 @@ def load_latest_checkpoint(directory: Path, fingerprint: str) -> TrainingState |
         optimizer=data["optimizer"],
         generator=data["generator"],
         loss_history=list(data["loss_history"]),
+        progress=dict(data.get("progress", {})),  # absent in checkpoints written before it existed
     )
 
 
@@ -98,16 +103,17 @@ class Resumable:
     fingerprint: str
     keep: int
 
-    def restore(self) -> tuple[int, list[float]]:
-        """Load the latest matching checkpoint, if any; (iteration reached, loss history)."""
+    def restore(self) -> tuple[int, list[float], dict[str, Any]]:
+        """Load the latest matching checkpoint, if any; (iteration reached, loss history, the
+        loop's saved progress)."""
         if self.directory is None or (state := load_latest_checkpoint(self.directory, self.fingerprint)) is None:
-            return 0, []
+            return 0, [], {}
         self.network.load_state_dict(state.model)
         self.optimizer.load_state_dict(state.optimizer)
         self.generator.set_state(state.generator)
-        return state.iteration, state.loss_history
+        return state.iteration, state.loss_history, state.progress
 
-    def save(self, iteration: int, history: list[float]) -> Path | None:
+    def save(self, iteration: int, history: list[float], progress: dict[str, Any] | None = None) -> Path | None:
         if self.directory is None:
             return None
         state = TrainingState(
@@ -116,5 +122,6 @@ class Resumable:
             optimizer=self.optimizer.state_dict(),
             generator=self.generator.get_state(),
             loss_history=history,
+            progress=progress or {},
         )
         return save_checkpoint(self.directory, self.fingerprint, state, keep=self.keep)

@@ -23,7 +23,9 @@ from archive_inpaint.inference.stage_predictors import (
     PatchStagePredictor,
 )
 from archive_inpaint.inference.tiles import Tile
+from archive_inpaint.methods.base import adam_options
 from archive_inpaint.models.iivi_net import IIVINet, IIVINetConfig
+from archive_inpaint.training.acceleration import autocast, training_dtype
 from archive_inpaint.training.boundary_sampling import BoundaryAwareSampler
 from archive_inpaint.training.checkpoint import Resumable
 from archive_inpaint.training.losses import known_pixel_l1
@@ -79,8 +81,10 @@ def patch_step(
     pool: list[int],
     batch_size: int,
     generator: torch.Generator,
+    dtype: torch.dtype | None = None,
 ) -> float:
-    """One optimisation step of a patch stage; returns its loss."""
+    """One optimisation step of a patch stage (``dtype``: autocast, as whole-frame training's
+    ``precision``); returns its loss."""
     draws = sampler.draw(batch_size, generator)
     frames = [draw.frame for draw in draws]
     tiles = [draw.tile for draw in draws]
@@ -92,15 +96,16 @@ def patch_step(
     ]
     images, real = predictor.inputs(frames, tiles)
     extra = torch.from_numpy(np.stack(pseudo))[:, None].to(real.device, real.dtype)
-    with torch.no_grad():
-        # The previous stage fills the patch with the pseudo-hole hidden as well.
-        prior = predictor.previous.prior_for(frames, tiles, predictor.size, pseudo)
-    _, output = predictor.run(images, torch.maximum(real, extra), prior)
-    height, width = images.shape[-2:]
-    real_hole = real > 0.5
-    loss = known_pixel_l1(output.coarse[..., :height, :width], images, real_hole, height, width)
-    if output.refined is not None:
-        loss = loss + known_pixel_l1(output.refined[..., :height, :width], images, real_hole, height, width)
+    with autocast(predictor.device, dtype):
+        with torch.no_grad():
+            # The previous stage fills the patch with the pseudo-hole hidden as well.
+            prior = predictor.previous.prior_for(frames, tiles, predictor.size, pseudo)
+        _, output = predictor.run(images, torch.maximum(real, extra), prior)
+        height, width = images.shape[-2:]
+        real_hole = real > 0.5
+        loss = known_pixel_l1(output.coarse[..., :height, :width], images, real_hole, height, width)
+        if output.refined is not None:
+            loss = loss + known_pixel_l1(output.refined[..., :height, :width], images, real_hole, height, width)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -120,14 +125,16 @@ def train_patch_stage(
     prog = config.progressive
     stage = data.stage
     network = patch_stage_network(config, stage.index, device)
-    optimizer = torch.optim.Adam(network.parameters(), lr=prog.learning_rate)
+    optimizer = torch.optim.Adam(network.parameters(), lr=prog.learning_rate, **adam_options(config, network))
+    # The whole-frame stage's speed settings hold for the patch stages too.
+    dtype = training_dtype(config.train, device)
     generator = torch.Generator().manual_seed(config.train.seed + 1000 * stage.index)
     predictor = PatchStagePredictor(network, data, previous, prog, device)
     fingerprint = patch_stage_fingerprint(base_fingerprint, stage.index, data, config)
     resumable = Resumable(
         network, optimizer, generator, checkpoint_dir, fingerprint, config.train.keep_checkpoints
     )
-    start, history = resumable.restore()
+    start, history, _ = resumable.restore()
     if start:
         log.info("stage %d: resuming from iteration %d", stage.index, start)
 
@@ -143,7 +150,7 @@ def train_patch_stage(
     began = time.perf_counter()
     network.train()
     for iteration in range(start + 1, prog.iterations + 1):
-        loss = patch_step(predictor, optimizer, sampler, pool, prog.batch_size, generator)
+        loss = patch_step(predictor, optimizer, sampler, pool, prog.batch_size, generator, dtype)
         history.append(loss)
         if on_step is not None:
             on_step(iteration, prog.iterations, history[-1])

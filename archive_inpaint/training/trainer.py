@@ -115,7 +115,7 @@ def train(
     resumable = Resumable(
         network, optimizer, generator, checkpoint_dir, fingerprint, train_cfg.keep_checkpoints
     )
-    start, history = resumable.restore()
+    start, history, progress = resumable.restore()
     warm_start = None
     if start:
         log.info("resuming training from %s at iteration %d", checkpoint_dir, start)
@@ -125,16 +125,27 @@ def train(
     holdout = make_holdout(working_set, train_cfg.holdout, train_cfg.seed)
     training_set = hide(working_set, holdout)
     stopping = EarlyStopping(_stopping_rule(config))
-    evaluations: list[Evaluation] = []
-    eval_seconds = 0.0
+    # A resumed run goes on with the evaluations it had made, so it stops where an uninterrupted
+    # run would; a run that had already stopped on evidence stays stopped (a rerun of a finished
+    # shot must not train on), unless this configuration no longer stops early.
+    evaluations = [Evaluation(*values) for values in progress.get("evaluations", [])]
+    for past in evaluations:
+        stopping.should_stop(past.iteration, past.psnr)
+    stopped_early = bool(progress.get("stopped_early")) and holdout is not None and stopping.config.stop_patience is not None
+    if stopped_early:
+        log.info("training stopped early at iteration %d in an earlier run: not training on", start)
+    # Seconds carried over from before the resume, so evaluations stay on one time axis.
+    train_offset = evaluations[-1].train_seconds if evaluations else 0.0
+    eval_seconds = evaluations[-1].eval_seconds if evaluations else 0.0
     dtype = training_dtype(train_cfg, device)
     began = time.perf_counter()  # the method's preparation (e.g. optical flow) is training time
     method.prepare(training_set, device)
     budget = train_cfg.time_budget_seconds
     reached = start
-    stopped_early = False
+    eval_before = eval_seconds
     network.train()
-    for iteration in range(start + 1, train_cfg.iterations + 1):
+    first = train_cfg.iterations + 1 if stopped_early else start + 1
+    for iteration in range(first, train_cfg.iterations + 1):
         with autocast(device, dtype):
             loss = method.training_step(network, optimizer, training_set, iteration, generator)
         history.append(loss)
@@ -143,7 +154,7 @@ def train(
             on_step(iteration, train_cfg.iterations, loss)
         if holdout is not None and (iteration % train_cfg.holdout.eval_every == 0 or iteration == train_cfg.iterations):
             mark = time.perf_counter()
-            trained_for = mark - began - eval_seconds
+            trained_for = train_offset + mark - began - (eval_seconds - eval_before)
             psnr = _evaluate(method, network, training_set, working_set, holdout, device, dtype)
             eval_seconds += time.perf_counter() - mark
             evaluations.append(Evaluation(iteration, trained_for, eval_seconds, psnr))
@@ -151,7 +162,7 @@ def train(
         out_of_time = budget is not None and time.perf_counter() - began >= budget
         at_end = iteration == train_cfg.iterations or out_of_time or stopped_early
         if iteration % train_cfg.checkpoint_every == 0 or at_end:
-            saved = resumable.save(iteration, history)
+            saved = resumable.save(iteration, history, _progress(evaluations, stopped_early))
             if saved is not None and on_checkpoint is not None:
                 on_checkpoint(saved)
         if out_of_time:
@@ -187,6 +198,11 @@ def train(
         stopped_early=stopped_early,
         warm_start=warm_start,
     )
+
+
+def _progress(evaluations: list[Evaluation], stopped_early: bool) -> dict[str, Any]:
+    """The loop's state beyond the weights, as plain values a weights-only checkpoint can hold."""
+    return {"evaluations": [list(dataclasses.astuple(e)) for e in evaluations], "stopped_early": stopped_early}
 
 
 def _stopping_rule(config: MethodConfig) -> HoldoutConfig:
