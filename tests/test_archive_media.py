@@ -4,8 +4,10 @@ untouched, timecode and colour tags carried, VFR timing, mask controls, provenan
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import re
+import struct
 from fractions import Fraction
 from pathlib import Path
 
@@ -16,6 +18,7 @@ import pytest
 
 from archive_inpaint.media import MediaError, read_frames
 from archive_inpaint.media.boxes import Box
+from archive_inpaint.media.dpx import with_timecode
 from archive_inpaint.media.images import list_images
 from archive_inpaint.media.kinds import OutputKind, default_output_kind, output_kind_for, output_suffix
 from archive_inpaint.media.master import Timing, check_output, write_master
@@ -159,6 +162,52 @@ def test_10bit_dpx_sequence_comes_back_as_10bit_dpx_exact_outside(tmp_path, hole
     with av.open(str(files[0])) as container:
         assert next(container.decode(video=0)).format.name == "gbrp10le"
     _assert_native_exact_outside(source, result, holes)
+
+
+def _dpx_timecodes(folder: Path) -> list[str | None]:
+    """Each file's timecode as FFmpeg's DPX decoder reads it from the TV header."""
+    codes = []
+    for path in list_images(folder):
+        with av.open(str(path)) as container:
+            codes.append(next(container.decode(video=0)).metadata.get("timecode"))
+    return codes
+
+
+def test_dpx_scans_keep_each_frames_timecode(tmp_path, holes):
+    """A scan's DPX files carry their timecodes (written into the TV header, which FFmpeg's own
+    DPX encoder leaves out); a range starts at its first frame's, and a MOV's start timecode
+    becomes the DPX files' timecodes. The image data is the same as without the header."""
+    folder = tmp_path / "scan"
+    folder.mkdir()
+    encoder = av.codec.CodecContext.create("dpx", "w")
+    encoder.width, encoder.height, encoder.pix_fmt = 48, 32, "gbrp10le"
+    encoder.time_base = Fraction(1, 24)
+    plain = []
+    for index, pixels in enumerate(rgb16_frames(FRAMES)):
+        frame = av.VideoFrame.from_ndarray(pixels, format="rgb48le").reformat(format="gbrp10le")
+        data = b"".join(bytes(p) for p in encoder.encode(frame))
+        plain.append(data)
+        (folder / f"scan_{index:07d}.dpx").write_bytes(with_timecode(data, f"01:00:00:{20 + index:02d}", Fraction(24)))
+    tagged = list_images(folder)[0].read_bytes()
+    assert len(tagged) == struct.unpack_from("<I", tagged, 16)[0] == len(plain[0]) + 384
+    assert struct.unpack_from("<I", tagged, 4)[0] == struct.unpack_from("<I", tagged, 808)[0] == 2048
+    assert _dpx_timecodes(folder) == [f"01:00:00:{20 + i:02d}" for i in range(FRAMES)]
+    assert probe_source(folder).timecode == "01:00:00:20"
+    with av.open(str(list_images(folder)[0])) as container, av.open(io.BytesIO(plain[0]), format="dpx_pipe") as bare:
+        assert np.array_equal(next(container.decode(video=0)).to_ndarray(format="rgb48le"),
+                              next(bare.decode(video=0)).to_ndarray(format="rgb48le"))
+
+    mask = _mask_folder(tmp_path / "m", holes)
+    outputs, _ = _run(folder, mask, tmp_path / "restored", start=2, fps=Fraction(24))
+    # 01:00:00:22 is frame 2's; at 24 fps the frames after it roll over to the next second.
+    assert _dpx_timecodes(outputs.video) == ["01:00:00:22", "01:00:00:23", "01:00:01:00", "01:00:01:01"]
+    source = [native_planes(f)[0] for f in list_images(folder)]
+    _assert_native_exact_outside(source, [native_planes(f)[0] for f in list_images(outputs.video)], holes[2:], start=2)
+
+    mov = encode(tmp_path / "reel.mov", rgb16_frames(FRAMES), codec="prores_ks", pix_fmt="yuv422p10le",
+                 container="mov", fps=NTSC_FILM, options={"profile": "3"}, timecode="10:00:00:00")
+    outputs, _ = inpaint_files(ShotInputs(video=mov, mask=mask), tmp_path / "frames", tiny_config(2), CPU, "dpx")
+    assert _dpx_timecodes(outputs.video) == [f"10:00:00:{i:02d}" for i in range(FRAMES)]
 
 
 def test_16bit_dpx_sequence_comes_back_as_16bit_dpx_exact_outside(tmp_path, holes):

@@ -26,6 +26,7 @@ import numpy as np
 from .atomic import atomic_directory, atomic_file
 from .containers import container_problem, stored_colour
 from .decode import open_video
+from .dpx import with_timecode
 from .encoders import FFV1_OPTIONS, H264_OPTIONS, SEQUENCE_PATTERN, ffv1_rgb_format, write_image_sequence
 from .errors import MediaError, quote
 from .frame_store import Frames
@@ -142,7 +143,7 @@ def write_master(
             report.timecode = _moved_timecode(source.timecode, start, timing.fps)
     report.variable_frame_rate = timing.timestamps is not None
     if kind in SEQUENCE_SUFFIX:
-        _write_sequence(filled, path, kind, source, start, original, holes, report)
+        _write_sequence(filled, path, kind, source, start, original, holes, report, timing.fps)
     else:
         _write_video(filled, timing, path, kind, source, start, end, original, holes, report)
     if source is not None and source.audio and kind in SEQUENCE_SUFFIX:
@@ -261,12 +262,13 @@ def _source_is_deep(filled: Frames, source: SourceInfo | None) -> bool:
     return filled.dtype == np.uint16 or (source is not None and source.component_bits > 8)
 
 
-def _write_sequence(filled, path, kind, source, start, original, holes, report) -> None:
+def _write_sequence(filled, path, kind, source, start, original, holes, report, fps: Fraction) -> None:
     if kind is not OutputKind.DPX_SEQUENCE:
         # PNG/TIFF hold the RGB frames exactly (8 or 16 bits): the RGB composite is already the
         # source's own samples outside the touched pixels.
         report.pix_fmt = "rgb48" if filled.dtype == np.uint16 else "rgb24"
         report.native_composite = False
+        report.timecode = None  # PNG and TIFF have no timecode field: the report says none
         frames = filled if original is None or holes is None else _counted(filled, original, holes, report)
         with atomic_directory(path) as folder:
             write_image_sequence(frames, folder, SEQUENCE_SUFFIX[kind])
@@ -282,6 +284,9 @@ def _write_sequence(filled, path, kind, source, start, original, holes, report) 
             picture.pts = index
             # DPX is intra-only: each frame comes out as one packet, at once.
             data = b"".join(bytes(packet) for packet in encoder.encode(picture))
+            if report.timecode:
+                # Each file carries its own frame's timecode, as a scanner writes them.
+                data = with_timecode(data, offset_timecode(report.timecode, index, fps), fps)
             (folder / SEQUENCE_PATTERN.format(index=index, suffix=".dpx")).write_bytes(data)
 
 

@@ -127,6 +127,8 @@ def _probe_image(path: str, first: Path) -> SourceInfo:
         pix_fmt=frame.format.name,
         component_bits=max(component.bits for component in frame.format.components),
         colour=_colour(None, frame),
+        # FFmpeg reads a DPX file's TV-header timecode into the frame's metadata.
+        timecode=frame.metadata.get("timecode") or None,
     )
 
 
