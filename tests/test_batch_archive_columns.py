@@ -108,6 +108,8 @@ def archive_batch_run(factory: pytest.TempPathFactory) -> dict:
                 "end_frame": pa.array([DASH_END, None, None], pa.int64()),
                 "handles": pa.array([DASH_HANDLES, None, None], pa.int64()),
                 "output_format": pa.array(["png", "prores-422hq", None], pa.string()),
+                # plain runs LGTSM, the others the run's default (IIVI).
+                "method": pa.array([None, "lgtsm", None], pa.string()),
             }
         ),
         manifest,
@@ -116,6 +118,7 @@ def archive_batch_run(factory: pytest.TempPathFactory) -> dict:
     result = invoke(
         "submit", manifest, "--output", output, "--num-cpus", "2",
         "--iterations", "3", "--width", "4", "--device", "cpu", "--quiet",
+        "--gan-weight", "0.5",  # reaches the LGTSM row only
     )
     _RUN.update(
         folder=folder, output=output, result=result, dash_frames=frames, box=box,
@@ -137,6 +140,12 @@ def test_submit_applies_boxes_feather_range_handles_and_output_format(batch_run:
     rows = {row.shot_id: row for row in read_results(str(output / "results.parquet"))}
     assert {k: r.status for k, r in rows.items()} == {"dash": SUCCEEDED, "plain": SUCCEEDED, "broken": FAILED}
     assert "16x12" in rows["broken"].error
+    # Each row ran its own method, and the run-wide TSMGAN weight reached only the LGTSM row.
+    dash_record = json.loads((output / "dash" / "provenance.json").read_text())
+    plain_record = json.loads((output / "plain" / "provenance.json").read_text())
+    assert dash_record["method"] == "iivi" and "gan_weight" not in dash_record["config"]
+    assert plain_record["method"] == "lgtsm" and plain_record["config"]["gan_weight"] == 0.5
+    assert plain_record["method_details"]["gan"] is True
 
     # dash: output_format png -> a PNG sequence folder named after the shot, of the range with its
     # handles: source frames [1, 8).

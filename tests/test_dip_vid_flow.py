@@ -23,12 +23,13 @@ from archive_inpaint.methods.dip_vid_flow import (
 )
 from archive_inpaint.models.dip_net import DIPNet, DIPNetConfig, flow_channel_slice
 from archive_inpaint.training.optical_flow import (
-    DISFlowEstimator,
     FlowTargets,
     backward_warp,
     consistency_score,
     make_flow_estimator,
+    register_flow_estimator,
 )
+from archive_inpaint.training import optical_flow
 from archive_inpaint.training.perceptual import VGGFeatures
 from archive_inpaint.training.working_set import build_working_set
 from engine_fixtures import (  # noqa: F401  (single_thread is a fixture)
@@ -355,13 +356,43 @@ def test_perceptual_loss_is_on_with_weights_and_ignores_the_hole(tmp_path):
 # --------------------------------------------------------------------------- estimators
 
 
-def test_dis_recovers_a_known_translation():
+@pytest.mark.parametrize("name", ["dis", "farneback"])
+def test_each_estimator_recovers_a_known_translation(name):
     frames = moving_texture(2, 64, 96, velocity=(2, 3))  # content moves up 2 and left 3 per frame
-    flow = DISFlowEstimator()(frames[0], frames[1])
+    flow = make_flow_estimator(name)(frames[0], frames[1])
     assert flow.shape == (64, 96, 2) and flow.dtype == np.float32
     interior = flow[10:-10, 10:-10]
     error = np.hypot(interior[..., 0] + 3.0, interior[..., 1] + 2.0)
     assert np.median(error) < 0.5, np.median(error)
+
+
+def test_a_registered_estimator_supplies_the_flow_targets(monkeypatch):
+    """A learned estimator plugs in by name: the method's targets come from it (here a stub
+    that says every pixel moved 1 px right, so every consistent target is exactly that)."""
+
+    class OnePixelRight:
+        name = "one-pixel-right"
+
+        def __call__(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+            flow = np.zeros((*first.shape[:2], 2), np.float32)
+            flow[..., 0] = 1.0
+            return flow
+
+    # A copy of the registry for this test: other tests list the estimators available.
+    monkeypatch.setattr(optical_flow, "_ESTIMATORS", dict(optical_flow._ESTIMATORS))
+    register_flow_estimator(OnePixelRight.name, OnePixelRight)
+    config = dataclasses.replace(tiny_dip_config(), flow=FlowConfig(estimator=OnePixelRight.name))
+    method, working_set = prepared_method(config)
+    assert method.provenance()["flow_estimator"] == "one-pixel-right"
+    targets = method._prepared.targets
+    assert targets.estimator_name == "one-pixel-right"
+    forward = targets.field(1, "forward")
+    height, width = working_set.valid_height, working_set.valid_width
+    with_neighbour = forward.flow[:-1, :, :height, :width]
+    assert torch.all(with_neighbour[:, 0] == 1.0) and torch.all(with_neighbour[:, 1] == 0.0)
+    # Its backward flow does not undo its forward flow (both point right), so the
+    # forward-backward check trusts none of it: the check applies to any estimator.
+    assert not forward.reliable.any()
 
 
 def test_unknown_estimator_names_the_choices():
