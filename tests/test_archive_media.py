@@ -585,5 +585,8 @@ def test_cli_writes_provenance_with_content_hashes(tmp_path, holes):
     assert media["output"]["changed_outside_holes"] == 0
     assert record["config"]["train"]["iterations"] == 2 and record["method"] == "iivi"
     assert "ffmpeg" in record["versions"] and record["device"]["type"] == "cpu"
+    timings = record["timings"]
+    assert timings["train_seconds"] > 0 and timings["fill_seconds"] > 0
+    assert timings["total_seconds"] >= timings["train_seconds"] + timings["fill_seconds"]
     for name in ("out.contact.png", "out.diff.png", "out.preview.mp4", "out.thumb.png"):
         assert (tmp_path / name).is_file() and name in record["outputs"]
