@@ -44,6 +44,37 @@ app = typer.Typer(
 console = Console(stderr=True, soft_wrap=True)
 
 
+# Method settings shared by `inpaint` (one shot) and `submit` (the rows whose method has them).
+VggWeightsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--vgg-weights",
+        "--vgg19-weights",
+        help="VGG weights file (torchvision layout; with submit, a path on the workers) for the method's "
+        "feature losses: VGG19 for iivi's contextual loss, VGG16 for the perceptual terms of dip-vid-flow "
+        "and lgtsm. Without one those terms use a weight-free fallback or are off (see the README).",
+    ),
+]
+GanWeightOption = Annotated[
+    float | None,
+    typer.Option(
+        help="lgtsm: weight of the TSMGAN fine-tuning in the last quarter of the steps (0: off; LGTSM's authors: 1).",
+        min=0,
+    ),
+]
+FlowEstimatorOption = Annotated[
+    str | None,
+    typer.Option(help="dip-vid-flow: the optical-flow estimator for its flow targets (dis or farneback)."),
+]
+
+
+def _check_flow_estimator(name: str | None) -> None:
+    if name is not None and name not in available_flow_estimators():
+        raise ValueError(
+            f"--flow-estimator: unknown estimator {name!r}; choose one of {', '.join(available_flow_estimators())}"
+        )
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"archive-inpaint {__version__}")
@@ -185,24 +216,9 @@ def inpaint(
         float | None,
         typer.Option(help="Weight of the contextual loss (against blur on moving texture; 0: off).", min=0),
     ] = None,
-    vgg_weights: Annotated[
-        Path | None,
-        typer.Option(
-            "--vgg-weights",
-            "--vgg19-weights",
-            help="VGG weights file (torchvision layout) for the method's feature losses: VGG19 for "
-            "iivi's contextual loss, VGG16 for the perceptual terms of dip-vid-flow and lgtsm. "
-            "Without one those terms use a weight-free fallback or are off (see the README).",
-        ),
-    ] = None,
-    gan_weight: Annotated[
-        float | None,
-        typer.Option(help="lgtsm: weight of the TSMGAN fine-tuning in the last quarter of the steps (0: off; LGTSM's authors: 1).", min=0),
-    ] = None,
-    flow_estimator: Annotated[
-        str | None,
-        typer.Option(help="dip-vid-flow: the optical-flow estimator for its flow targets (dis or farneback)."),
-    ] = None,
+    vgg_weights: VggWeightsOption = None,
+    gan_weight: GanWeightOption = None,
+    flow_estimator: FlowEstimatorOption = None,
     output_format: Annotated[
         str | None,
         typer.Option(
@@ -263,7 +279,7 @@ def inpaint(
             patch_size=patch_size,
             stabilization_weight=stabilization,
             contextual_weight=contextual,
-            vgg_weights=None if vgg_weights is None else str(vgg_weights),
+            vgg_weights=vgg_weights,
             gan_weight=gan_weight,
             flow_estimator=flow_estimator,
             precision=precision,
@@ -271,10 +287,7 @@ def inpaint(
             holdout_frames=early_stop,
             batch_scale=batch_scale,
         )
-        if flow_estimator is not None and flow_estimator not in available_flow_estimators():
-            raise ValueError(
-                f"--flow-estimator: unknown estimator {flow_estimator!r}; choose one of {', '.join(available_flow_estimators())}"
-            )
+        _check_flow_estimator(flow_estimator)
         if warm_start is not None and not warm_start.is_file():
             raise ValueError(f"--warm-start: weights file not found: {warm_start}")
         kind = None if output_format is None else output_kind_for(output, output_format)
@@ -461,16 +474,9 @@ def submit(
         int | None, typer.Option(help="Training steps for rows without their own.", min=1)
     ] = None,
     width: Annotated[int | None, typer.Option(help="Override network width.", min=4)] = None,
-    vgg_weights: Annotated[
-        str | None,
-        typer.Option(help="VGG weights file on the workers for the methods' feature losses (see inpaint --help)."),
-    ] = None,
-    gan_weight: Annotated[
-        float | None, typer.Option(help="lgtsm rows: TSMGAN fine-tuning weight (0: off).", min=0)
-    ] = None,
-    flow_estimator: Annotated[
-        str | None, typer.Option(help="dip-vid-flow rows: optical-flow estimator (dis or farneback).")
-    ] = None,
+    vgg_weights: VggWeightsOption = None,
+    gan_weight: GanWeightOption = None,
+    flow_estimator: FlowEstimatorOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     address: Annotated[
         str | None,
@@ -501,10 +507,10 @@ def submit(
     if method not in METHODS:
         console.print(f"[red]error:[/red] unknown method {method!r}; choose one of {', '.join(METHODS)}")
         raise typer.Exit(2)
-    if flow_estimator is not None and flow_estimator not in available_flow_estimators():
-        console.print(
-            f"[red]error:[/red] unknown flow estimator {flow_estimator!r}; choose one of {', '.join(available_flow_estimators())}"
-        )
+    try:
+        _check_flow_estimator(flow_estimator)
+    except ValueError as error:
+        console.print(f"[red]error:[/red] {escape(str(error))}")
         raise typer.Exit(2)
     from archive_inpaint.batch.options import RunOptions
 

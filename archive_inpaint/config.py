@@ -66,7 +66,8 @@ class TrainConfig:
     # It bounds this (whole-frame) training; IIVI's patch stages run their own step counts.
     time_budget_seconds: float | None = None
     # Speed (none changes what the schedule is; bf16 changes the arithmetic). precision: "fp32",
-    # "bf16" (autocast) or "auto" (bf16 on CUDA devices that support it, else fp32).
+    # "bf16" (autocast) or "auto" (bf16 where the device computes it natively: CUDA GPUs that do,
+    # CPUs with AMX or AVX512-BF16; else fp32).
     precision: str = "fp32"
     channels_last: bool = True
     # Adam's fused kernel (one kernel for every parameter instead of several per tensor).
@@ -269,7 +270,6 @@ class MethodConfig:
         patch_size: int | None = None,
         stabilization_weight: float | None = None,
         contextual_weight: float | None = None,
-        vgg19_weights: str | None = None,
         vgg_weights: str | None = None,
         gan_weight: float | None = None,
         flow_estimator: str | None = None,
@@ -304,7 +304,6 @@ class MethodConfig:
         regularizer_changes = _given(
             stabilization_weight=stabilization_weight,
             contextual_weight=contextual_weight,
-            vgg19_weights=vgg19_weights,
         )
         train = dataclasses.replace(self.train, **train_changes)
         changes: dict[str, Any] = {

@@ -352,7 +352,8 @@ def inpaint_files(
         check_boxes_fit(inputs.boxes, video.height, video.width, label)
         # What the output's container cannot carry (an MXF at 15 fps, AAC into MXF...) fails
         # now, not after hours of training.
-        check_output(video.store, _timing(video), output, kind, source)
+        timing = _timing(video)
+        check_output(video.store, timing, output, kind, source)
         mask_args = dict(
             num_frames=video.num_frames,
             height=video.height,
@@ -387,7 +388,6 @@ def inpaint_files(
             inputs.feather, initial_weights,
         )
         release_free_memory()
-        timing = _timing(video)
         master = write_master(
             filled, timing, output, kind, source=source, start=start,
             end=None if runs_to_file_end else end, original=video.store, holes=holes,

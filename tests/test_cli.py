@@ -290,6 +290,12 @@ def test_method_settings_reach_the_method(shot, tmp_path: Path) -> None:
     assert not (tmp_path / "x.mkv").exists()
 
 
+def test_submit_refuses_an_unknown_flow_estimator_before_reading_anything(tmp_path: Path) -> None:
+    result = invoke("submit", tmp_path / "missing.parquet", "-o", tmp_path / "out", "--flow-estimator", "raft")
+    assert result.exit_code == 2 and _mentions(result, "unknown estimator 'raft'; choose one of dis, farneback")
+    assert not (tmp_path / "out").exists()
+
+
 def test_unknown_method_is_refused(shot, tmp_path: Path) -> None:
     video, mask, _, _ = shot
     result = invoke("inpaint", video, "--mask", mask, "-o", tmp_path / "x.mkv", "--method", "deepfill", *TINY_RUN)

@@ -90,15 +90,15 @@ def make_job(spec: ShotSpec, options: RunOptions) -> ShotJob:
         output_uri=None if spec.output_uri is None else storage.absolute(spec.output_uri),
     )
     preset_name = spec.preset or options.preset
-    method = spec.method or options.method
-    config = preset(preset_name, method).with_overrides(
+    base = preset(preset_name, spec.method or options.method)
+    config = base.with_overrides(
         iterations=spec.iterations or options.iterations,
         width=options.width,
         checkpoint_every=options.checkpoint_every,
         vgg_weights=options.vgg_weights,
         # Run-wide method settings reach only the rows whose method has them.
-        gan_weight=options.gan_weight if method == "lgtsm" else None,
-        flow_estimator=options.flow_estimator if method == "dip-vid-flow" else None,
+        gan_weight=options.gan_weight if hasattr(base, "gan_weight") else None,
+        flow_estimator=options.flow_estimator if hasattr(base, "flow") else None,
     )
     output = spec.output_uri or storage.join(storage.absolute(options.output_uri), spec.shot_id)
     return ShotJob(spec=spec, output_uri=output, config=config, preset=preset_name, device=options.device)

@@ -135,14 +135,14 @@ def train(
     if stopped_early:
         log.info("training stopped early at iteration %d in an earlier run: not training on", start)
     # Seconds carried over from before the resume, so evaluations stay on one time axis.
-    train_offset = evaluations[-1].train_seconds if evaluations else 0.0
-    eval_seconds = evaluations[-1].eval_seconds if evaluations else 0.0
+    train_before = evaluations[-1].train_seconds if evaluations else 0.0
+    eval_before = evaluations[-1].eval_seconds if evaluations else 0.0
+    eval_seconds = 0.0  # this run's
     dtype = training_dtype(train_cfg, device)
     began = time.perf_counter()  # the method's preparation (e.g. optical flow) is training time
     method.prepare(training_set, device)
     budget = train_cfg.time_budget_seconds
     reached = start
-    eval_before = eval_seconds
     network.train()
     first = train_cfg.iterations + 1 if stopped_early else start + 1
     for iteration in range(first, train_cfg.iterations + 1):
@@ -154,10 +154,10 @@ def train(
             on_step(iteration, train_cfg.iterations, loss)
         if holdout is not None and (iteration % train_cfg.holdout.eval_every == 0 or iteration == train_cfg.iterations):
             mark = time.perf_counter()
-            trained_for = train_offset + mark - began - (eval_seconds - eval_before)
+            trained_for = train_before + mark - began - eval_seconds
             psnr = _evaluate(method, network, training_set, working_set, holdout, device, dtype)
             eval_seconds += time.perf_counter() - mark
-            evaluations.append(Evaluation(iteration, trained_for, eval_seconds, psnr))
+            evaluations.append(Evaluation(iteration, trained_for, eval_before + eval_seconds, psnr))
             stopped_early = stopping.should_stop(iteration, psnr) and iteration < train_cfg.iterations
         out_of_time = budget is not None and time.perf_counter() - began >= budget
         at_end = iteration == train_cfg.iterations or out_of_time or stopped_early
