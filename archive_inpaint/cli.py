@@ -208,6 +208,14 @@ def inpaint(
     patch_size: Annotated[
         int | None, typer.Option(help="Override the patch and tile size in px (multiple of 4).", min=32)
     ] = None,
+    propagation: Annotated[
+        bool | None,
+        typer.Option(
+            "--propagation/--no-propagation",
+            help="Give the patch stages the content other frames show of the hole, found along "
+            "optical flow (on by default).",
+        ),
+    ] = None,
     stabilization: Annotated[
         float | None,
         typer.Option(help="Weight of the stabilization loss (against flicker in never-visible regions; 0: off).", min=0),
@@ -277,6 +285,7 @@ def inpaint(
             max_stages=stages,
             patch_iterations=patch_iterations,
             patch_size=patch_size,
+            propagation=propagation,
             stabilization_weight=stabilization,
             contextual_weight=contextual,
             vgg_weights=vgg_weights,

@@ -21,6 +21,7 @@ import torch
 from archive_inpaint.config import IIVIConfig, MethodConfig
 from archive_inpaint.inference.fill import fill_shot_into, method_predictor
 from archive_inpaint.inference.progressive_fill import fill_shot_tiled
+from archive_inpaint.inference.propagation import ShotMotion
 from archive_inpaint.inference.stage_predictors import CoarseStagePredictor, PatchStagePredictor
 from archive_inpaint.media import (
     MediaError,
@@ -196,6 +197,14 @@ def inpaint_stores(
         " -> ".join(f"{stage.width}x{stage.height}" for stage in stages),
     )
     predictor = CoarseStagePredictor(trained.network, working_set)
+    motion = None
+    if config.progressive.propagation:
+        began = time.perf_counter()
+        motion = ShotMotion.from_coarse(
+            predictor, config.progressive.propagation_radius, config.progressive.flow_cache_mib << 20
+        )
+        log.info("motion for propagation: whole-frame fill of %d frames in %.1f s", motion.num_frames,
+                 time.perf_counter() - began)
     done = config.train.iterations
     for stage in stages[1:]:
         predictor, stage_result = train_patch_stage(
@@ -207,6 +216,7 @@ def inpaint_stores(
             checkpoint_dir=checkpoint_dir,
             on_step=_offset_progress(on_step, done, total),
             on_checkpoint=on_checkpoint,
+            motion=motion,
         )
         done += config.progressive.iterations
         train_seconds += stage_result.seconds
@@ -214,6 +224,10 @@ def inpaint_stores(
     began = time.perf_counter()
     tiles = fill_shot_tiled(predictor, frames, holes, output, feather)
     log.info("filled %d tiles", tiles)
+    if motion is not None:
+        # The encoder comes next, and FFV1 at 4K is the run's largest allocation: the flow
+        # fields (recomputed if the final stage is used again) should not sit under it.
+        motion.forget_flows()
     # Steps actually run: the whole-frame stage may have stopped early on the held-out pixels.
     iterations = trained.iterations + (len(stages) - 1) * config.progressive.iterations
     return InpaintResult(

@@ -17,6 +17,8 @@ For each resolution, in fresh processes (so each peak RSS is that run's own):
    time; then the tiled fill of one frame timed with mask-only tiles and with every tile.
 2. **coarse-only**: the same whole-frame stage (resumed from run 1's checkpoint, so the very same
    network) with the patch stages switched off: its fill upsampled inside the hole.
+3. with ``--compare-plain``, **progressive-plain**: the same whole-frame stage, then patch stages
+   trained without content propagated from other frames (the coarse prior alone).
 
 PSNR and SSIM are scored inside the hole against the original frames.
 """
@@ -95,7 +97,7 @@ def downscale(frames: np.ndarray, holes: np.ndarray, size: tuple[int, int]) -> t
 
 
 def bench_config(
-    args: argparse.Namespace, max_stages: int, sampling: dict[str, float] | None = None
+    args: argparse.Namespace, max_stages: int, sampling: dict[str, Any] | None = None
 ) -> IIVIConfig:
     base = preset("fast").with_overrides(
         iterations=args.iterations,
@@ -153,9 +155,11 @@ def run_worker(job: dict[str, Any]) -> None:
     }
     # Taken before the tile timing below, whose all-tiles pass is not part of a run.
     if result.final_stage is not None and job.get("time_tiles"):
-        # One frame's tiled fill, mask-only tiles against every tile of the grid.
-        video = read_frames(job["video"], start=0, end=1)
-        hole = read_frames(job["mask"], start=0, end=1).frames[0, ..., 0] > 0
+        # One frame's tiled fill, mask-only tiles against every tile of the grid. The stages
+        # read the whole shot (propagation looks into the other frames).
+        video = read_frames(job["video"])
+        holes = read_frames(job["mask"]).frames[..., :1] > 0
+        hole = holes[0, ..., 0]
         timings = {}
         for label, every_tile in (("mask_tiles", False), ("all_tiles", True)):
             # The run's frame stores are closed by now: point every patch stage at this frame
@@ -163,7 +167,7 @@ def run_worker(job: dict[str, Any]) -> None:
             stage = result.final_stage
             while isinstance(stage, PatchStagePredictor):
                 stage.use_data(
-                    StageData(FrameStore.from_array(video.frames), FrameStore.from_array(hole[None]), stage.data.stage)
+                    StageData(FrameStore.from_array(video.frames), FrameStore.from_array(holes), stage.data.stage)
                 )
                 stage = stage.previous
             mark = time.perf_counter()
@@ -202,6 +206,8 @@ def main() -> None:
     parser.add_argument("--bas-probabilities", default="",
                         help="extra progressive runs at the first resolution with these BAS shares, e.g. 0,0.3,0.9")
     parser.add_argument("--band-widths", default="", help="extra runs with these band widths (px), e.g. 8,32")
+    parser.add_argument("--compare-plain", action="store_true",
+                        help="also train the patch stages without propagated content (same whole-frame network)")
     parser.add_argument("--scratch", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--write-markdown", type=Path, default=None)
@@ -235,7 +241,10 @@ def main() -> None:
             write_frames(np.repeat(holes[..., None].astype(np.uint8) * 255, 3, axis=3), FPS, mask)
             del damaged
             run: dict[str, Any] = {"hole_share": float(holes.mean())}
-            variants: list[tuple[str, int, dict[str, float]]] = [("progressive", 4, {}), ("coarse-only", 1, {})]
+            variants: list[tuple[str, int, dict[str, Any]]] = [("progressive", 4, {}), ("coarse-only", 1, {})]
+            if args.compare_plain:
+                # The patch stages as they were before propagation: the coarse prior only.
+                variants.append(("progressive-plain", 4, {"propagation": False}))
             variants += [(f"progressive-{kind}-out", 4, {}) for kind in args.output_kinds.split(",") if kind != "mkv"]
             if resolution == resolutions[0]:
                 variants += [(f"bas-p{p}", 4, {"boundary_probability": float(p)})
@@ -250,7 +259,8 @@ def main() -> None:
                         "name": f"{resolution}p-{name}", "args": worker_args, "max_stages": max_stages,
                         "sampling": sampling,
                         "video": str(video), "mask": str(mask), "output": str(output),
-                        "checkpoints": str(scratch / f"{resolution}p-checkpoints"),
+                        # Other output kinds train afresh: their peak memory is a whole run's.
+                        "checkpoints": str(scratch / f"{resolution}p-{'' if not name.endswith('-out') else name + '-'}checkpoints"),
                         "report": str(scratch / f"{resolution}p-{name}.json"),
                         "time_tiles": name == "progressive" and not args.no_tile_timing,
                     },
@@ -287,7 +297,9 @@ def to_markdown(results: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, run in runs.items():
-        methods = ["progressive", "coarse-only"] + [m for m in run if isinstance(run[m], dict) and m.endswith("-out")]
+        methods = ["progressive", "coarse-only"] + [
+            m for m in run if isinstance(run[m], dict) and (m.endswith("-out") or m == "progressive-plain")
+        ]
         for method in methods:
             r = run[method]
             cuda = "-" if r["peak_cuda_mib"] is None else f"{r['peak_cuda_mib']:.0f}"

@@ -119,16 +119,20 @@ def test_cli_ffv1_output_and_resume(shot, tmp_path):
     _check_output(output, frames, holes, FPS)
 
 
-def test_cli_progressive_stages_fill_at_full_resolution(shot, tmp_path):
+@pytest.mark.parametrize("propagation", ["--propagation", "--no-propagation"])
+def test_cli_progressive_stages_fill_at_full_resolution(shot, tmp_path, propagation):
     """--stages 2 with a working size below the frame: a patch stage at the frame's own size
-    fills through mask tiles, and still only hole pixels change."""
+    fills through mask tiles, and still only hole pixels change; with content propagated from
+    other frames or without, as asked (the provenance records which)."""
     video, mask, frames, holes = shot
     output = tmp_path / "progressive.mkv"
-    args = ["--working-size", "16", "--stages", "2", "--patch-size", "32", "--patch-iterations", "2"]
+    args = ["--working-size", "16", "--stages", "2", "--patch-size", "32", "--patch-iterations", "2", propagation]
     result = invoke("inpaint", video, "--mask", mask, "-o", output, *TINY_RUN, *args)
     _succeeded(result)
     assert _mentions(result, "2 stages", "tiles", f"{5 + 2} steps")
     _check_output(output, frames, holes, FPS)
+    recorded = json.loads((tmp_path / "progressive.provenance.json").read_text())["config"]["progressive"]
+    assert recorded["propagation"] is (propagation == "--propagation")
 
 
 def test_cli_single_frame_mask_with_regularizers(shot, tmp_path):

@@ -192,6 +192,8 @@ class _TileDependentNetwork(torch.nn.Module):
     """Each tile's fill is its image plus an offset of its own (its mean): tiles disagree, so a
     band pixel blended from fewer tiles than the full grid gives it would come out different."""
 
+    config = SimpleNamespace(prior_channels=3)  # the plain prior: no propagation
+
     def forward(self, images, holes, prior):
         return SimpleNamespace(final=(images + 0.5 * images.mean(dim=(1, 2, 3), keepdim=True)).clamp(-1, 1))
 

@@ -238,3 +238,21 @@ def test_audio_only_file_has_no_video_stream(tmp_path):
             container.mux(packet)
     with pytest.raises(MediaError, match=r"tone\.mka.*no video stream"):
         read_frames(Path(path))
+
+
+@pytest.mark.parametrize(("size", "expected"), [((1080, 1920), "AUTO"), ((1088, 2048), "SLICE")])
+def test_frame_threading_only_up_to_1080p(tmp_path, size, expected):
+    """Above 1080p each frame thread's own frames would make decoding memory grow with the core
+    count times the frame size: only slice threading there, and frames still decode exactly."""
+    from archive_inpaint.media.decode import open_video
+    from archive_inpaint.media.encoders import encode_video
+
+    height, width = size
+    frames = np.zeros((2, height, width, 3), dtype=np.uint8)
+    frames[1, ::7, ::5] = 200
+    path = tmp_path / "big.mkv"
+    encode_video(frames, Fraction(24), path, container_format="matroska", lossless=True)
+    with open_video(path, "big.mkv") as (container, stream):
+        assert stream.thread_type.name == expected
+        decoded = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
+    np.testing.assert_array_equal(np.stack(decoded), frames)

@@ -8,6 +8,9 @@ pseudo-hole's prior is a genuine lower-resolution fill, not a blurred copy of th
 * ``CoarseStagePredictor``: stage 0, the whole-frame network on the working set.
 * ``PatchStagePredictor``: a patch stage; it predicts any box of its own resolution from its
   image, its hole and its own prior (asked of the stage below), with some context around it.
+  With the shot's motion, the prior also carries content propagated from other frames
+  (``propagation.py``): the image the stage corrects is the previous stage's fill with that
+  content pasted in where it was found, followed by the plain fill and the validity mask.
 """
 
 from __future__ import annotations
@@ -17,12 +20,22 @@ import torch
 
 from archive_inpaint.config import ProgressiveConfig
 from archive_inpaint.inference.tiles import BlendedRegion, Tile, blend_tiles, tile_grid, tiles_touching
+from archive_inpaint.inference.propagation import ShotMotion, propagate
 from archive_inpaint.models.iivi_net import DOWNSAMPLE_FACTOR, IIVINet, IIVIOutput
 from archive_inpaint.training.stage_data import StageData, place_hole, resample_onto
 from archive_inpaint.training.working_set import WorkingSet
 
 # (frame, tile of the next stage, extra hole on that tile or None) per item.
 ExtraHoles = list[np.ndarray | None] | None
+
+# Prior channels of a patch stage: the previous stage's fill (3); with propagation, the image
+# to correct (3), the previous stage's fill (3) and where propagated content was found (1).
+PLAIN_PRIOR_CHANNELS = 3
+PROPAGATED_PRIOR_CHANNELS = 7
+
+
+def prior_channels(propagation: bool) -> int:
+    return PROPAGATED_PRIOR_CHANNELS if propagation else PLAIN_PRIOR_CHANNELS
 
 
 class CoarseStagePredictor:
@@ -75,7 +88,8 @@ def pad_to_stride(tensor: torch.Tensor) -> torch.Tensor:
 
 class PatchStagePredictor:
     """A patch stage. ``tiling`` says how it fills a whole frame (tile size, overlap, margin,
-    batch); ``context`` is the margin it sees around a box it is asked for in training."""
+    batch); ``context`` is the margin it sees around a box it is asked for in training;
+    ``motion`` (or None) the shot's flow, for content propagated from other frames."""
 
     def __init__(
         self,
@@ -84,16 +98,27 @@ class PatchStagePredictor:
         previous: CoarseStagePredictor | PatchStagePredictor,
         tiling: ProgressiveConfig,
         device: torch.device,
+        motion: ShotMotion | None = None,
     ) -> None:
-        self.network, self.data, self.previous = network, data, previous
+        expected = prior_channels(motion is not None)
+        if network.config.prior_channels != expected:
+            raise ValueError(
+                f"a patch stage {'with' if motion is not None else 'without'} propagation needs a "
+                f"network with {expected} prior channels, got {network.config.prior_channels}"
+            )
+        if motion is not None and motion.num_frames != data.num_frames:
+            raise ValueError(f"motion of {motion.num_frames} frames for a shot of {data.num_frames}")
+        self.network, self.data, self.previous, self.motion = network, data, previous, motion
         self.size = (data.stage.height, data.stage.width)
         self.tiling, self.device = tiling, device
         self.context = tiling.patch_size // 4
         self._cache: tuple[int, torch.Tensor] | None = None
 
     def use_data(self, data: StageData) -> None:
-        """Read frames from ``data`` from now on (e.g. to fill frames of another store with the
-        trained stage); forgets the frame it had filled."""
+        """Read frames from ``data`` from now on (e.g. to fill frames of another store of the
+        same shot with the trained stage); forgets the frame it had filled."""
+        if self.motion is not None and self.motion.num_frames != data.num_frames:
+            raise ValueError(f"motion of {self.motion.num_frames} frames for a shot of {data.num_frames}")
         self.data, self._cache = data, None
 
     def inputs(self, frame_ids: list[int], tiles: list[Tile], extra: ExtraHoles = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -106,6 +131,30 @@ class PatchStagePredictor:
             torch.from_numpy(images).permute(0, 3, 1, 2).to(self.device),
             torch.from_numpy(holes)[:, None].to(self.device, torch.float32),
         )
+
+    def stage_prior(
+        self, frame_ids: list[int], tiles: list[Tile], holes: torch.Tensor, extra: ExtraHoles = None
+    ) -> torch.Tensor:
+        """The network's prior input for ``tiles`` whose holes (real and extra) are ``holes``:
+        the previous stage's fill, and with motion the propagated content (see the module)."""
+        prior = self.previous.prior_for(frame_ids, tiles, self.size, extra)
+        if self.motion is None:
+            return prior
+        wanted = holes[:, 0].cpu().numpy() > 0.5
+        found = []
+        for index, (frame, tile) in enumerate(zip(frame_ids, tiles)):
+            hole = None if extra is None else extra[index]
+            coarse_hole = None
+            if hole is not None and hole.any():
+                # The pseudo-hole at the motion's size, for its flow to be completed too.
+                box, placed = place_hole(hole, tile, self.size, self.motion.size)
+                coarse_hole = np.zeros(self.motion.size, dtype=bool)
+                coarse_hole[box.top : box.bottom, box.left : box.right] = placed
+            found.append(propagate(self.motion, self.data, frame, tile, wanted[index], coarse_hole))
+        candidate = torch.from_numpy(np.stack([c for c, _ in found])).permute(0, 3, 1, 2).to(prior)
+        valid = torch.from_numpy(np.stack([v for _, v in found]))[:, None].to(prior)
+        pasted = valid * candidate + (1.0 - valid) * prior
+        return torch.cat([pasted, prior, valid], dim=1)
 
     def run(
         self, images: torch.Tensor, holes: torch.Tensor, prior: torch.Tensor
@@ -122,7 +171,7 @@ class PatchStagePredictor:
         """(N, 3, h, w) in [-1, 1]: the stage's fill of ``tiles`` composited with known pixels
         (``raw``: the network's own image everywhere, which a feathered edge blends with)."""
         images, holes = self.inputs(frame_ids, tiles, extra)
-        prior = self.previous.prior_for(frame_ids, tiles, self.size, extra)
+        prior = self.stage_prior(frame_ids, tiles, holes, extra)
         final, _ = self.run(images, holes, prior)
         return final if raw else final * holes + images * (1.0 - holes)
 

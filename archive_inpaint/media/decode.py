@@ -41,6 +41,9 @@ class DecodedRange:
     time_base: Fraction | None = None
 
 
+FRAME_THREADING_MAX_PIXELS = 1920 * 1080
+
+
 @contextmanager
 def open_video(path: Path, label: str) -> Iterator[
     tuple[av.container.InputContainer, av.video.stream.VideoStream]
@@ -54,9 +57,12 @@ def open_video(path: Path, label: str) -> Iterator[
         if not container.streams.video:
             raise MediaError(f"{label} has no video stream")
         stream = container.streams.video[0]
-        # Frame threading decodes several frames in parallel without changing
-        # output order, which matters for long intra-only FFV1 masters.
-        stream.thread_type = "AUTO"
+        # Frame threading decodes several frames in parallel without changing output order,
+        # which matters for long intra-only FFV1 masters; but every frame thread holds frames of
+        # its own, so its memory is the core count times the frame size (a 4K FFV1 file: +94 MiB
+        # on 2 cores, and a workstation has 16 or more). Above 1080p, slice threading only.
+        pixels = (stream.codec_context.width or 0) * (stream.codec_context.height or 0)
+        stream.thread_type = "AUTO" if pixels <= FRAME_THREADING_MAX_PIXELS else "SLICE"
         yield container, stream
     finally:
         container.close()

@@ -35,9 +35,15 @@ class IIVINetConfig:
 
     width: int = 24
     use_refine: bool = True
-    # Channels of an extra input (the prior): 3 for a patch stage of progressive learning, which
-    # also sees the previous stage's upsampled result; 0 for the whole-frame stage.
+    # Channels of an extra input (the prior): 0 for the whole-frame stage; for a patch stage of
+    # progressive learning, at least 3: the image its correction is added to (the previous
+    # stage's upsampled result, or that with content propagated from other frames pasted in),
+    # then any further guidance (inference/stage_predictors.py).
     prior_channels: int = 0
+
+    def __post_init__(self) -> None:
+        if self.prior_channels != 0 and self.prior_channels < 3:
+            raise ValueError(f"prior_channels must be 0 or at least 3, got {self.prior_channels}")
 
 
 @dataclass
@@ -156,7 +162,7 @@ class IIVINet(nn.Module):
             )
         known = 1.0 - hole
         masked = image * known
-        if (prior is None) != (self.config.prior_channels == 0):
+        if (0 if prior is None else prior.shape[1]) != self.config.prior_channels:
             raise ValueError(
                 f"this network takes {self.config.prior_channels} prior channels; "
                 f"got {'none' if prior is None else prior.shape[1]}"
@@ -164,7 +170,8 @@ class IIVINet(nn.Module):
         if prior is None:
             coarse = torch.tanh(self.coarse(torch.cat([masked, hole], dim=1)))
         else:
-            coarse = (prior + self.coarse(torch.cat([masked, hole, prior], dim=1))).clamp(-1.0, 1.0)
+            base = prior[:, :3]
+            coarse = (base + self.coarse(torch.cat([masked, hole, prior], dim=1))).clamp(-1.0, 1.0)
         if self.refine is None:
             return IIVIOutput(coarse=coarse, refined=None)
         composite = coarse * hole + masked

@@ -1,8 +1,10 @@
-"""Training a patch stage of progressive learning (IIVI §3.5, our design; see docs/method).
+"""Training a patch stage of progressive learning (IIVI §3.5; the design is ours: README, High resolution).
 
 Each step draws patches with boundary-aware sampling, hides pseudo-holes in them (another
 frame's hole near its boundary, cut to the patch and translated at random, as in whole-frame
 training), asks the previous stage for its fill of the patch with the same holes (the prior),
+looks for the holes' content in other frames (``inference/propagation.py``; the pseudo-hole's
+flow is completed as a real hole's is, so the content found is no better than inference gets),
 and minimises L1 on the patch's known pixels. Resumable exactly like whole-frame training: the
 network, optimiser, generator state and step live in one checkpoint per stage.
 """
@@ -21,7 +23,9 @@ from archive_inpaint.config import IIVIConfig
 from archive_inpaint.inference.stage_predictors import (
     CoarseStagePredictor,
     PatchStagePredictor,
+    prior_channels,
 )
+from archive_inpaint.inference.propagation import ShotMotion
 from archive_inpaint.inference.tiles import Tile
 from archive_inpaint.methods.base import adam_options
 from archive_inpaint.models.iivi_net import IIVINet, IIVINetConfig
@@ -34,9 +38,6 @@ from archive_inpaint.training.trainer import CheckpointCallback, StepCallback, T
 
 log = logging.getLogger(__name__)
 
-PRIOR_CHANNELS = 3
-
-
 def patch_stage_network(config: IIVIConfig, stage_index: int, device: torch.device) -> IIVINet:
     torch.manual_seed(config.train.seed + 1000 * stage_index)
     model = IIVINet(_patch_model_config(config))
@@ -44,13 +45,16 @@ def patch_stage_network(config: IIVIConfig, stage_index: int, device: torch.devi
 
 
 def _patch_model_config(config: IIVIConfig) -> IIVINetConfig:
-    return replace(config.model, prior_channels=PRIOR_CHANNELS)
+    return replace(config.model, prior_channels=prior_channels(config.progressive.propagation))
 
 
 def patch_stage_fingerprint(base_fingerprint: str, stage_index: int, data: StageData, config: IIVIConfig) -> str:
     """The whole-frame run's fingerprint (the shot and stage 0) plus what shapes this stage."""
     learnt = asdict(config.progressive)
-    for not_learnt in ("iterations", "tile_overlap", "tile_margin", "tile_batch_size", "in_memory_limit_bytes"):
+    not_learnt_fields = (
+        "iterations", "tile_overlap", "tile_margin", "tile_batch_size", "in_memory_limit_bytes", "flow_cache_mib"
+    )
+    for not_learnt in not_learnt_fields:
         learnt.pop(not_learnt)
     digest = hashlib.blake2b(digest_size=8)
     digest.update(repr((base_fingerprint, stage_index, data.stage.height, data.stage.width)).encode())
@@ -96,11 +100,13 @@ def patch_step(
     ]
     images, real = predictor.inputs(frames, tiles)
     extra = torch.from_numpy(np.stack(pseudo))[:, None].to(real.device, real.dtype)
+    holes = torch.maximum(real, extra)
     with autocast(predictor.device, dtype):
         with torch.no_grad():
-            # The previous stage fills the patch with the pseudo-hole hidden as well.
-            prior = predictor.previous.prior_for(frames, tiles, predictor.size, pseudo)
-        _, output = predictor.run(images, torch.maximum(real, extra), prior)
+            # The previous stage fills the patch with the pseudo-hole hidden as well, and the
+            # propagated content is looked for as for a real hole.
+            prior = predictor.stage_prior(frames, tiles, holes, pseudo)
+        _, output = predictor.run(images, holes, prior)
         height, width = images.shape[-2:]
         real_hole = real > 0.5
         loss = known_pixel_l1(output.coarse[..., :height, :width], images, real_hole, height, width)
@@ -121,7 +127,12 @@ def train_patch_stage(
     checkpoint_dir=None,
     on_step: StepCallback | None = None,
     on_checkpoint: CheckpointCallback | None = None,
+    motion: ShotMotion | None = None,
 ) -> tuple[PatchStagePredictor, TrainingResult]:
+    """Train the patch stage of ``data``'s stage on top of ``previous``; ``motion`` (built
+    when ``config.progressive.propagation`` is on) supplies content from other frames."""
+    if config.progressive.propagation != (motion is not None):
+        raise ValueError("progressive.propagation needs the shot's motion, and only then")
     prog = config.progressive
     stage = data.stage
     network = patch_stage_network(config, stage.index, device)
@@ -129,7 +140,7 @@ def train_patch_stage(
     # The whole-frame stage's speed settings hold for the patch stages too.
     dtype = training_dtype(config.train, device)
     generator = torch.Generator().manual_seed(config.train.seed + 1000 * stage.index)
-    predictor = PatchStagePredictor(network, data, previous, prog, device)
+    predictor = PatchStagePredictor(network, data, previous, prog, device, motion)
     fingerprint = patch_stage_fingerprint(base_fingerprint, stage.index, data, config)
     resumable = Resumable(
         network, optimizer, generator, checkpoint_dir, fingerprint, config.train.keep_checkpoints
