@@ -212,8 +212,8 @@ def inpaint(
         bool | None,
         typer.Option(
             "--propagation/--no-propagation",
-            help="Give the patch stages the content other frames show of the hole, found along "
-            "optical flow (on by default).",
+            help="Fill hole pixels with the content other frames show of them, found along optical "
+            "flow, where found (and give it to the patch stages); on by default.",
         ),
     ] = None,
     stabilization: Annotated[

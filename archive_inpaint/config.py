@@ -222,16 +222,6 @@ class ProgressiveConfig:
     tile_batch_size: int = 8
     # Frames above this many bytes are kept on scratch disk rather than in memory.
     in_memory_limit_bytes: int = 1 << 30
-    # Each patch stage is also given, for every hole pixel, the pixel of the nearest frame
-    # within propagation_radius frames that shows it, found along optical flow estimated on the
-    # whole-frame stage's fill (inference/propagation.py); without it a patch stage only has
-    # the coarse fill, whose error inside a moving hole is wrong content, not missing detail.
-    propagation: bool = True
-    propagation_radius: int = 16
-    # Memory for flow fields kept once computed (8 bytes per pixel of the whole-frame stage each:
-    # 0.45 MiB at 320x180, 1.8 MiB at 640x360); a patch draws from any frame, and a field not
-    # kept is recomputed (DIS: about 20 ms at 320x180, 50 ms at 640x360 on one CPU core).
-    flow_cache_mib: int = 512
 
     def __post_init__(self) -> None:
         if self.max_stages < 1:
@@ -244,10 +234,35 @@ class ProgressiveConfig:
             raise ValueError(f"boundary_probability must be in [0, 1], got {self.boundary_probability}")
         if not 0 <= self.tile_overlap < self.patch_size // 2 + 1:
             raise ValueError(f"tile_overlap must be in [0, patch_size/2], got {self.tile_overlap}")
-        positive = (
-            "iterations", "batch_size", "band_width", "tile_batch_size", "propagation_radius", "flow_cache_mib"
-        )
-        for name in positive:
+        for name in ("iterations", "batch_size", "band_width", "tile_batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class ContentPropagationConfig:
+    """Content other frames show of a hole, found along optical flow (inference/propagation.py).
+
+    The network fills a hole with what it has learnt, at the working size; where another frame
+    shows what the hole covers, that frame's own pixels, at the footage's resolution, are the
+    better fill. Each hole pixel is looked for in the frames within ``radius`` of its own,
+    nearest first, along DIS flow estimated on the network's filled frames at the working size.
+    """
+
+    # The patch stages of progressive learning get the content as input beside their prior
+    # (and learn how far to trust it); without it they only had the coarse fill, whose error
+    # inside a moving hole is wrong content, not missing detail (BENCHMARKS.md, high resolution).
+    patch_stages: bool = True
+    # A whole-frame (single-stage) fill takes the content found in place of its own pixels.
+    whole_frame_fill: bool = True
+    radius: int = 16
+    # Memory for flow fields kept once computed (8 bytes per pixel of the working size each:
+    # 0.45 MiB at 320x180, 1.8 MiB at 640x360); a patch draws from any frame, and a field not
+    # kept is recomputed (DIS: about 20 ms at 320x180, 50 ms at 640x360 on one CPU core).
+    flow_cache_mib: int = 512
+
+    def __post_init__(self) -> None:
+        for name in ("radius", "flow_cache_mib"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
 
@@ -263,6 +278,7 @@ class MethodConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     progressive: ProgressiveConfig = field(default_factory=ProgressiveConfig)
+    content_propagation: ContentPropagationConfig = field(default_factory=ContentPropagationConfig)
     mask_propagation: MaskPropagationConfig = field(default_factory=MaskPropagationConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -311,9 +327,7 @@ class MethodConfig:
         )
         if holdout_frames is not None:
             train_changes["holdout"] = dataclasses.replace(self.train.holdout, frames=holdout_frames)
-        progressive_changes = _given(
-            max_stages=max_stages, iterations=patch_iterations, patch_size=patch_size, propagation=propagation
-        )
+        progressive_changes = _given(max_stages=max_stages, iterations=patch_iterations, patch_size=patch_size)
         if patch_size is not None:
             # The tiles keep the preset's share of overlap (a quarter of the tile).
             progressive_changes["tile_overlap"] = patch_size // 4
@@ -326,6 +340,10 @@ class MethodConfig:
             "train": train if batch_scale is None else train.scaled(batch_scale),
             "progressive": dataclasses.replace(self.progressive, **progressive_changes),
         }
+        if propagation is not None:
+            changes["content_propagation"] = dataclasses.replace(
+                self.content_propagation, patch_stages=propagation, whole_frame_fill=propagation
+            )
         if width is not None:
             changes["model"] = dataclasses.replace(self.model, width=width)  # type: ignore[attr-defined]
         if vgg_weights is not None:

@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from archive_inpaint.config import IIVIConfig, MethodConfig
+from archive_inpaint.config import ContentPropagationConfig, IIVIConfig, MethodConfig
 from archive_inpaint.inference.fill import fill_shot_into, method_predictor
 from archive_inpaint.inference.progressive_fill import fill_shot_tiled
-from archive_inpaint.inference.propagation import ShotMotion
+from archive_inpaint.inference.propagation import ShotMotion, composite_at_working_size, paste_propagated
 from archive_inpaint.inference.stage_predictors import CoarseStagePredictor, PatchStagePredictor
 from archive_inpaint.media import (
     MediaError,
@@ -185,6 +185,13 @@ def inpaint_stores(
         began = time.perf_counter()
         predict = method_predictor(trained.method, trained.network, working_set)
         fill_shot_into(predict, working_set, frames, holes, output, config.inference.batch_size, feather)
+        if config.content_propagation.whole_frame_fill:
+            motion = _shot_motion(
+                lambda ids: composite_at_working_size(predict, working_set, ids), working_set,
+                config.content_propagation,
+            )
+            pasted = paste_propagated(motion, frames, holes, output)
+            log.info("content from other frames: %.1f%% of the hole pixels", 100.0 * pasted)
         return InpaintResult(
             empty, trained.iterations, trained.resumed_from, train_seconds,
             time.perf_counter() - began, history, shape=frames.shape,
@@ -198,13 +205,10 @@ def inpaint_stores(
     )
     predictor = CoarseStagePredictor(trained.network, working_set)
     motion = None
-    if config.progressive.propagation:
-        began = time.perf_counter()
-        motion = ShotMotion.from_coarse(
-            predictor, config.progressive.propagation_radius, config.progressive.flow_cache_mib << 20
+    if config.content_propagation.patch_stages:
+        motion = _shot_motion(
+            lambda ids: predictor.composite(ids, [None] * len(ids)), working_set, config.content_propagation
         )
-        log.info("motion for propagation: whole-frame fill of %d frames in %.1f s", motion.num_frames,
-                 time.perf_counter() - began)
     done = config.train.iterations
     for stage in stages[1:]:
         predictor, stage_result = train_patch_stage(
@@ -235,6 +239,13 @@ def inpaint_stores(
         stages=len(stages), tiles=tiles, shape=frames.shape, final_stage=predictor,
         method=config.method, provenance=trained.provenance, **learnt,
     )
+
+
+def _shot_motion(fill, working_set, propagation: ContentPropagationConfig) -> ShotMotion:
+    began = time.perf_counter()
+    motion = ShotMotion.from_fills(fill, working_set, propagation.radius, propagation.flow_cache_mib << 20)
+    log.info("motion for content propagation: filled %d frames in %.1f s", motion.num_frames, time.perf_counter() - began)
+    return motion
 
 
 def _offset_progress(on_step: StepCallback | None, offset: int, total: int) -> StepCallback | None:

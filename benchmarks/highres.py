@@ -106,6 +106,9 @@ def bench_config(
         batch_size=2,
         checkpoint_every=max(args.iterations, args.patch_iterations),
     )
+    sampling = dict(sampling or {})
+    # Content propagation is a setting of its own, not of the progressive stages.
+    propagation = sampling.pop("propagation", True)
     progressive = ProgressiveConfig(
         max_stages=max_stages,
         iterations=args.patch_iterations,
@@ -114,9 +117,9 @@ def bench_config(
         tile_overlap=args.patch_size // 4,
         # Both resolutions on scratch disk: the same code path, and the same memory rule.
         in_memory_limit_bytes=0,
-        **(sampling or {}),
+        **sampling,
     )
-    return dataclasses.replace(base, progressive=progressive)
+    return dataclasses.replace(base, progressive=progressive).with_overrides(propagation=propagation)
 
 
 def run_worker(job: dict[str, Any]) -> None:
@@ -241,7 +244,11 @@ def main() -> None:
             write_frames(np.repeat(holes[..., None].astype(np.uint8) * 255, 3, axis=3), FPS, mask)
             del damaged
             run: dict[str, Any] = {"hole_share": float(holes.mean())}
-            variants: list[tuple[str, int, dict[str, Any]]] = [("progressive", 4, {}), ("coarse-only", 1, {})]
+            # coarse-only: the whole-frame network's own fill, upsampled (no content pasted from
+            # other frames either): what the patch stages are measured against.
+            variants: list[tuple[str, int, dict[str, Any]]] = [
+                ("progressive", 4, {}), ("coarse-only", 1, {"propagation": False})
+            ]
             if args.compare_plain:
                 # The patch stages as they were before propagation: the coarse prior only.
                 variants.append(("progressive-plain", 4, {"propagation": False}))

@@ -94,6 +94,10 @@ class EngineJob:
     filled_path: str
     report_path: str
     gan_weight: float = 0.0  # lgtsm only: TSMGAN fine-tuning for the last quarter of the steps
+    # Where to save the same trained network's fill without content pasted from other frames
+    # (the network's own fill), when the run pasted it; "" for none.
+    network_only_path: str = ""
+    checkpoint_dir: str = ""
 
 
 def run_engine_worker(job_path: Path) -> None:
@@ -125,9 +129,23 @@ def run_engine_worker(job_path: Path) -> None:
                 flush=True,
             )
 
-    result = inpaint_arrays(frames, holes, config, device, on_step=progress)
+    checkpoints = Path(job.checkpoint_dir) if job.checkpoint_dir else None
+    result = inpaint_arrays(frames, holes, config, device, checkpoint_dir=checkpoints, on_step=progress)
     wall = time.perf_counter() - began
     np.save(job.filled_path, result.frames)
+    network_only_seconds = None
+    if job.network_only_path and checkpoints is not None and config.content_propagation.whole_frame_fill:
+        # The very same network (resumed at its last step, so nothing more is trained), filled
+        # without the content other frames show: what propagation adds, within one run.
+        mark = time.perf_counter()
+        again = inpaint_arrays(
+            frames, holes, config.with_overrides(propagation=False, iterations=result.iterations), device,
+            checkpoint_dir=checkpoints,
+        )
+        if again.train_seconds > 1.0:
+            raise SystemExit("the network-only fill trained again instead of resuming")
+        np.save(job.network_only_path, again.frames)
+        network_only_seconds = time.perf_counter() - mark
     report = {
         "iterations": result.iterations,
         "train_seconds": result.train_seconds,
@@ -144,6 +162,7 @@ def run_engine_worker(job_path: Path) -> None:
         "method": job.method,
         "method_details": result.provenance,
         "time_budget_seconds": job.time_budget_seconds,
+        "network_only_fill_seconds": network_only_seconds,
     }
     Path(job.report_path).write_text(json.dumps(report, indent=2))
 
@@ -157,8 +176,9 @@ def run_engine(
     method: str = "iivi",
     time_budget_seconds: float | None = None,
     gan_weight: float = 0.0,
-) -> tuple[np.ndarray, dict[str, Any]]:
-    """Run one method's preset on ``clip`` in a fresh Python process; (filled frames, its report)."""
+) -> tuple[np.ndarray, dict[str, Any], np.ndarray | None]:
+    """Run one method's preset on ``clip`` in a fresh Python process; (filled frames, its report,
+    the same network's fill without content from other frames, or None when none was pasted)."""
     frames_path = scratch / f"{clip.name}-frames.npy"
     holes_path = scratch / f"{clip.name}-holes.npy"
     if not frames_path.exists():
@@ -175,6 +195,8 @@ def run_engine(
         filled_path=str(scratch / f"{clip.name}-{method}-{preset_name}-{gan_weight:g}-filled.npy"),
         report_path=str(scratch / f"{clip.name}-{method}-{preset_name}-{gan_weight:g}-report.json"),
         gan_weight=gan_weight,
+        network_only_path=str(scratch / f"{clip.name}-{method}-{preset_name}-{gan_weight:g}-network-only.npy"),
+        checkpoint_dir=str(scratch / f"{clip.name}-{method}-{preset_name}-{gan_weight:g}-checkpoints"),
     )
     job_path = scratch / f"{clip.name}-{method}-{preset_name}-{gan_weight:g}-job.json"
     job_path.write_text(json.dumps(job.__dict__))
@@ -188,7 +210,11 @@ def run_engine(
     filled = np.load(job.filled_path)
     # The filled frames are scored from here on; the scratch copy would only fill the disk.
     Path(job.filled_path).unlink()
-    return filled, report
+    network_only = None
+    if Path(job.network_only_path).exists():
+        network_only = np.load(job.network_only_path)
+        Path(job.network_only_path).unlink()
+    return filled, report, network_only
 
 
 # --------------------------------------------------------------------------------------------
@@ -323,7 +349,9 @@ def benchmark_clip(
                 + (f" (CAPPED from the preset's {ceiling})" if capped else ""),
                 flush=True,
             )
-            filled, report = run_engine(clip, name, iterations, device, scratch, method, budget_seconds, gan)
+            filled, report, network_only = run_engine(
+                clip, name, iterations, device, scratch, method, budget_seconds, gan
+            )
             label = f"engine {key}" + (f" (CAPPED {iterations}/{ceiling} it)" if capped else "")
             if budget_seconds is not None:
                 label += f" ({report['iterations']} it in {budget_seconds:.0f} s)"
@@ -339,6 +367,19 @@ def benchmark_clip(
                     best_match_psnr_db=best_match_psnr(filled, clip.holes),
                 )
             )
+            if network_only is not None:
+                result.methods.append(
+                    MethodResult(
+                        method=f"engine-{key.replace(' ', '-')}-network-only",
+                        label=f"{label}, network fill only (no content from other frames)",
+                        scores=score_hole(clip.truth, network_only, clip.holes),
+                        seconds=report["train_seconds"] + (report["network_only_fill_seconds"] or 0.0),
+                        engine=None,
+                        capped=False,  # the note on the run itself says so
+                        preset_iterations=ceiling,
+                        best_match_psnr_db=best_match_psnr(network_only, clip.holes),
+                    )
+                )
     return result
 
 

@@ -131,8 +131,8 @@ def test_cli_progressive_stages_fill_at_full_resolution(shot, tmp_path, propagat
     _succeeded(result)
     assert _mentions(result, "2 stages", "tiles", f"{5 + 2} steps")
     _check_output(output, frames, holes, FPS)
-    recorded = json.loads((tmp_path / "progressive.provenance.json").read_text())["config"]["progressive"]
-    assert recorded["propagation"] is (propagation == "--propagation")
+    recorded = json.loads((tmp_path / "progressive.provenance.json").read_text())["config"]["content_propagation"]
+    assert recorded["patch_stages"] is recorded["whole_frame_fill"] is (propagation == "--propagation")
 
 
 def test_cli_single_frame_mask_with_regularizers(shot, tmp_path):

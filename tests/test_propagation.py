@@ -175,12 +175,26 @@ def test_propagation_lets_a_patch_stage_fill_what_the_coarse_stage_cannot():
     truth, _, holes = _shot(moving_hole=True)
     errors = {}
     for propagation in (False, True):
-        progressive = ProgressiveConfig(
-            max_stages=2, iterations=1, batch_size=2, patch_size=64, tile_overlap=16, propagation=propagation
-        )
-        config = tiny_config(20, working_long_side=48, progressive=progressive)
+        progressive = ProgressiveConfig(max_stages=2, iterations=1, batch_size=2, patch_size=64, tile_overlap=16)
+        config = tiny_config(20, working_long_side=48, progressive=progressive).with_overrides(propagation=propagation)
         result = inpaint_arrays(truth, holes, config, CPU)
         assert result.stages == 2
         assert (result.frames[~holes] == truth[~holes]).all()
         errors[propagation] = np.abs(result.frames[holes].astype(float) - truth[holes]).mean()
+    assert errors[True] < 6.0 < 0.5 * errors[False], errors
+
+
+def test_a_whole_frame_fill_takes_the_content_other_frames_show():
+    """One stage (the working size below the frame): where another frame shows what the hole
+    covers, the fill is that frame's pixels at full resolution; nothing outside the hole differs
+    from the fill without propagation, feathered band included."""
+    truth, stored, holes = _shot(moving_hole=True)
+    results = {}
+    for propagation in (False, True):
+        config = tiny_config(20, working_long_side=64).with_overrides(propagation=propagation)
+        result = inpaint_arrays(stored, holes, config, CPU, feather=2)
+        assert result.stages == 1
+        results[propagation] = result.frames
+    np.testing.assert_array_equal(results[True][~holes], results[False][~holes])
+    errors = {key: np.abs(frames[holes].astype(float) - truth[holes]).mean() for key, frames in results.items()}
     assert errors[True] < 6.0 < 0.5 * errors[False], errors

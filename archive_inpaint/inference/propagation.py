@@ -1,4 +1,8 @@
-"""Content propagated from other frames of the shot along optical flow, for the patch stages.
+"""Content propagated from other frames of the shot along optical flow.
+
+Used twice: a whole-frame (single-stage) fill takes the content found in place of its own hole
+pixels (``paste_propagated``), and each patch stage of progressive learning is given it beside
+its prior (``PatchStagePredictor.stage_prior``) and learns how far to trust it.
 
 Why: a patch stage sees one frame's patch and the previous stage's fill of it (the prior).
 Inside a moving hole that fill is wrong content at low frequencies, not missing detail
@@ -29,16 +33,21 @@ budget.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 import cv2
 import numpy as np
+import torch
 
-from archive_inpaint.inference.tiles import Tile
+from archive_inpaint.inference.tiles import Tile, tile_grid, tiles_touching
+from archive_inpaint.media.frame_store import FrameStore
 from archive_inpaint.training.stage_data import StageData
+from archive_inpaint.training.stages import Stage
+from archive_inpaint.training.working_set import WorkingSet
 
-if TYPE_CHECKING:
-    from archive_inpaint.inference.stage_predictors import CoarseStagePredictor
+# Tiles for pasting into a whole frame: propagation is per pixel, so tiles need no overlap; they
+# only bound the memory of the coordinate maps (a whole 4K frame's would be hundreds of MB).
+PASTE_TILE = 256
 
 # Whole-frame-stage px around a hole whose flow is completed rather than measured: DIS matches
 # 8 px patches (medium preset), so flow that close to a hole was partly matched on the guess.
@@ -96,16 +105,22 @@ class ShotMotion:
         self._flows: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
 
     @classmethod
-    def from_coarse(
-        cls, coarse: CoarseStagePredictor, radius: int, cache_bytes: int = 512 << 20, batch: int = 4
+    def from_fills(
+        cls,
+        fill: Callable[[list[int]], torch.Tensor],
+        working_set: WorkingSet,
+        radius: int,
+        cache_bytes: int = 512 << 20,
+        batch: int = 4,
     ) -> ShotMotion:
-        """From a trained whole-frame stage (``CoarseStagePredictor``): its fill of every frame."""
-        working_set = coarse.working_set
-        height, width = coarse.size
+        """From a trained network's filled frames at the working size: ``fill(frame_ids)`` gives
+        them as (N, 3, h, w) in [-1, 1], known pixels kept (``h, w``: the working set's valid size)."""
+        height, width = working_set.valid_height, working_set.valid_width
         grey = np.empty((working_set.num_frames, height, width), dtype=np.uint8)
         for first in range(0, working_set.num_frames, batch):
             ids = list(range(first, min(first + batch, working_set.num_frames)))
-            filled = coarse.composite(ids, [None] * len(ids)).float().clamp(-1, 1)
+            with torch.no_grad():
+                filled = fill(ids).float().clamp(-1, 1)
             rgb = ((filled.permute(0, 2, 3, 1).cpu().numpy() + 1.0) * 127.5).round().astype(np.uint8)
             grey[first : first + len(ids)] = [cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) for image in rgb]
         holes = working_set.holes[:, 0, :height, :width].cpu().numpy()
@@ -215,3 +230,39 @@ def propagate(
         valid |= use
         todo &= ~use
     return np.clip(candidate, -1.0, 1.0), valid
+
+
+def composite_at_working_size(
+    predict: Callable[[list[int]], torch.Tensor], working_set: WorkingSet, frame_ids: list[int]
+) -> torch.Tensor:
+    """A whole-frame method's fill of ``frame_ids`` at the working size, known pixels kept:
+    (N, 3, h, w) in [-1, 1] (``predict``: the network's image, as ``fill.method_predictor``)."""
+    height, width = working_set.valid_height, working_set.valid_width
+    output = predict(frame_ids).float()[..., :height, :width]
+    images = working_set.images[frame_ids, :, :height, :width].float()
+    holes = working_set.holes[frame_ids, :, :height, :width].float()
+    return output * holes + images * (1.0 - holes)
+
+
+def paste_propagated(motion: ShotMotion, frames: FrameStore, holes: FrameStore, output: FrameStore) -> float:
+    """Replace the hole pixels of ``output`` (the filled frames) with the content other frames
+    show, where found; returns the share of hole pixels that got it. Only hole pixels change,
+    so every other pixel of ``output`` (the input's, or a feathered band) stays as it was."""
+    data = StageData(frames, holes, Stage(0, frames.height, frames.width))
+    grid = tile_grid(frames.height, frames.width, PASTE_TILE, 0)
+    peak = float(np.iinfo(output.dtype).max)
+    found = total = 0
+    for index in range(frames.num_frames):
+        hole = holes.frame(index)[..., 0].astype(bool)
+        if not hole.any():
+            continue
+        filled = output.frame(index)
+        for tile in tiles_touching(hole, grid, 0):
+            rows, cols = slice(tile.top, tile.bottom), slice(tile.left, tile.right)
+            candidate, valid = propagate(motion, data, index, tile, hole[rows, cols])
+            values = np.clip(np.rint((candidate[valid] + 1.0) * (peak / 2.0)), 0, peak)
+            filled[rows, cols][valid] = values.astype(output.dtype)
+            found += int(valid.sum())
+        total += int(hole.sum())
+        output.write(index, filled)
+    return found / total if total else 0.0

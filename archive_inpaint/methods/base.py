@@ -72,7 +72,7 @@ class Method(ABC):
         ):
             learnt["train"].pop(name)
         learnt["train"]["holdout"] = {"frames": self.config.train.holdout.frames}
-        for name in ("inference", "progressive", "mask_propagation"):
+        for name in ("inference", "progressive", "content_propagation", "mask_propagation"):
             learnt.pop(name)
         return {"method": self.name, **learnt}
 

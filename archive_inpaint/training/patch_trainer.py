@@ -45,14 +45,14 @@ def patch_stage_network(config: IIVIConfig, stage_index: int, device: torch.devi
 
 
 def _patch_model_config(config: IIVIConfig) -> IIVINetConfig:
-    return replace(config.model, prior_channels=prior_channels(config.progressive.propagation))
+    return replace(config.model, prior_channels=prior_channels(config.content_propagation.patch_stages))
 
 
 def patch_stage_fingerprint(base_fingerprint: str, stage_index: int, data: StageData, config: IIVIConfig) -> str:
     """The whole-frame run's fingerprint (the shot and stage 0) plus what shapes this stage."""
     learnt = asdict(config.progressive)
     not_learnt_fields = (
-        "iterations", "tile_overlap", "tile_margin", "tile_batch_size", "in_memory_limit_bytes", "flow_cache_mib"
+        "iterations", "tile_overlap", "tile_margin", "tile_batch_size", "in_memory_limit_bytes"
     )
     for not_learnt in not_learnt_fields:
         learnt.pop(not_learnt)
@@ -60,6 +60,8 @@ def patch_stage_fingerprint(base_fingerprint: str, stage_index: int, data: Stage
     digest.update(repr((base_fingerprint, stage_index, data.stage.height, data.stage.width)).encode())
     digest.update(repr(sorted(learnt.items())).encode())
     digest.update(repr(asdict(config.model)).encode())
+    propagation = config.content_propagation
+    digest.update(repr((propagation.patch_stages, propagation.radius)).encode())
     return digest.hexdigest()
 
 
@@ -130,9 +132,9 @@ def train_patch_stage(
     motion: ShotMotion | None = None,
 ) -> tuple[PatchStagePredictor, TrainingResult]:
     """Train the patch stage of ``data``'s stage on top of ``previous``; ``motion`` (built
-    when ``config.progressive.propagation`` is on) supplies content from other frames."""
-    if config.progressive.propagation != (motion is not None):
-        raise ValueError("progressive.propagation needs the shot's motion, and only then")
+    when ``config.content_propagation.patch_stages`` is on) supplies content from other frames."""
+    if config.content_propagation.patch_stages != (motion is not None):
+        raise ValueError("content_propagation.patch_stages needs the shot's motion, and only then")
     prog = config.progressive
     stage = data.stage
     network = patch_stage_network(config, stage.index, device)
