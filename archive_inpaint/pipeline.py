@@ -10,6 +10,7 @@ import ctypes
 import gc
 import logging
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -49,7 +50,7 @@ from archive_inpaint.training.patch_trainer import train_patch_stage
 from archive_inpaint.training.stage_data import StageData
 from archive_inpaint.training.stages import plan_stages
 from archive_inpaint.training.trainer import CheckpointCallback, StepCallback, train
-from archive_inpaint.training.working_set import build_working_set
+from archive_inpaint.training.working_set import WorkingSet, build_working_set
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +187,9 @@ def inpaint_stores(
         predict = method_predictor(trained.method, trained.network, working_set)
         fill_shot_into(predict, working_set, frames, holes, output, config.inference.batch_size, feather)
         if config.content_propagation.whole_frame_fill:
+            # The flow is measured on the network's fills at the working size, so the network runs
+            # once more per frame with a hole (cheap at that size; the fill above kept only the
+            # native-resolution composites).
             motion = _shot_motion(
                 lambda ids: composite_at_working_size(predict, working_set, ids), working_set,
                 config.content_propagation,
@@ -241,7 +245,10 @@ def inpaint_stores(
     )
 
 
-def _shot_motion(fill, working_set, propagation: ContentPropagationConfig) -> ShotMotion:
+def _shot_motion(
+    fill: Callable[[list[int]], torch.Tensor], working_set: WorkingSet, propagation: ContentPropagationConfig
+) -> ShotMotion:
+    """The shot's motion for content propagation, measured on ``fill``'s frames."""
     began = time.perf_counter()
     motion = ShotMotion.from_fills(fill, working_set, propagation.radius, propagation.flow_cache_mib << 20)
     log.info("motion for content propagation: filled %d frames in %.1f s", motion.num_frames, time.perf_counter() - began)

@@ -116,14 +116,23 @@ class ShotMotion:
         """From a trained network's filled frames at the working size: ``fill(frame_ids)`` gives
         them as (N, 3, h, w) in [-1, 1], known pixels kept (``h, w``: the working set's valid size)."""
         height, width = working_set.valid_height, working_set.valid_width
-        grey = np.empty((working_set.num_frames, height, width), dtype=np.uint8)
-        for first in range(0, working_set.num_frames, batch):
-            ids = list(range(first, min(first + batch, working_set.num_frames)))
-            with torch.no_grad():
-                filled = fill(ids).float().clamp(-1, 1)
-            rgb = ((filled.permute(0, 2, 3, 1).cpu().numpy() + 1.0) * 127.5).round().astype(np.uint8)
-            grey[first : first + len(ids)] = [cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) for image in rgb]
         holes = working_set.holes[:, 0, :height, :width].cpu().numpy()
+        grey = np.empty((working_set.num_frames, height, width), dtype=np.uint8)
+
+        def to_grey(ids: list[int], images: torch.Tensor) -> None:
+            rgb = ((images.float().clamp(-1, 1).permute(0, 2, 3, 1).cpu().numpy() + 1.0) * 127.5).round()
+            grey[ids] = [cv2.cvtColor(image.astype(np.uint8), cv2.COLOR_RGB2GRAY) for image in rgb]
+
+        # Frames without a hole are their own fill: the network only runs for the others.
+        holed = [index for index in range(working_set.num_frames) if holes[index].any()]
+        whole = [index for index in range(working_set.num_frames) if not holes[index].any()]
+        for first in range(0, len(whole), batch):
+            ids = whole[first : first + batch]
+            to_grey(ids, working_set.images[ids, :, :height, :width])
+        for first in range(0, len(holed), batch):
+            ids = holed[first : first + batch]
+            with torch.no_grad():
+                to_grey(ids, fill(ids))
         return cls(grey, holes, radius, cache_bytes)
 
     @property
