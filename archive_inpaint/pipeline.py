@@ -10,7 +10,6 @@ import ctypes
 import gc
 import logging
 import time
-from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -20,9 +19,9 @@ import numpy as np
 import torch
 
 from archive_inpaint.config import ContentPropagationConfig, IIVIConfig, MethodConfig
-from archive_inpaint.inference.fill import fill_shot_into, method_predictor
+from archive_inpaint.inference.fill import WorkingPredictor, fill_shot_into, method_predictor
 from archive_inpaint.inference.progressive_fill import fill_shot_tiled
-from archive_inpaint.inference.propagation import ShotMotion, composite_at_working_size, paste_propagated
+from archive_inpaint.inference.propagation import ShotMotion, paste_propagated
 from archive_inpaint.inference.stage_predictors import CoarseStagePredictor, PatchStagePredictor
 from archive_inpaint.media import (
     MediaError,
@@ -190,10 +189,7 @@ def inpaint_stores(
             # The flow is measured on the network's fills at the working size, so the network runs
             # once more per frame with a hole (cheap at that size; the fill above kept only the
             # native-resolution composites).
-            motion = _shot_motion(
-                lambda ids: composite_at_working_size(predict, working_set, ids), working_set,
-                config.content_propagation,
-            )
+            motion = _shot_motion(predict, working_set, config.content_propagation)
             pasted = paste_propagated(motion, frames, holes, output)
             log.info("content from other frames: %.1f%% of the hole pixels", 100.0 * pasted)
         return InpaintResult(
@@ -211,7 +207,7 @@ def inpaint_stores(
     motion = None
     if config.content_propagation.patch_stages:
         motion = _shot_motion(
-            lambda ids: predictor.composite(ids, [None] * len(ids)), working_set, config.content_propagation
+            method_predictor(trained.method, trained.network, working_set), working_set, config.content_propagation
         )
     done = config.train.iterations
     for stage in stages[1:]:
@@ -246,11 +242,11 @@ def inpaint_stores(
 
 
 def _shot_motion(
-    fill: Callable[[list[int]], torch.Tensor], working_set: WorkingSet, propagation: ContentPropagationConfig
+    predict: WorkingPredictor, working_set: WorkingSet, propagation: ContentPropagationConfig
 ) -> ShotMotion:
-    """The shot's motion for content propagation, measured on ``fill``'s frames."""
+    """The shot's motion for content propagation, measured on the whole-frame network's fill."""
     began = time.perf_counter()
-    motion = ShotMotion.from_fills(fill, working_set, propagation.radius, propagation.flow_cache_mib << 20)
+    motion = ShotMotion.from_network(predict, working_set, propagation.radius, propagation.flow_cache_mib << 20)
     log.info("motion for content propagation: filled %d frames in %.1f s", motion.num_frames, time.perf_counter() - began)
     return motion
 

@@ -105,34 +105,33 @@ class ShotMotion:
         self._flows: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
 
     @classmethod
-    def from_fills(
+    def from_network(
         cls,
-        fill: Callable[[list[int]], torch.Tensor],
+        predict: Callable[[list[int]], torch.Tensor],
         working_set: WorkingSet,
         radius: int,
         cache_bytes: int = 512 << 20,
         batch: int = 4,
     ) -> ShotMotion:
-        """From a trained network's filled frames at the working size: ``fill(frame_ids)`` gives
-        them as (N, 3, h, w) in [-1, 1], known pixels kept (``h, w``: the working set's valid size)."""
+        """From a trained network's fill of the working set: ``predict(frame_ids)`` is its image
+        (N, 3, Hp, Wp) in [-1, 1] (as ``fill.method_predictor``), pasted into each frame's hole."""
         height, width = working_set.valid_height, working_set.valid_width
         holes = working_set.holes[:, 0, :height, :width].cpu().numpy()
         grey = np.empty((working_set.num_frames, height, width), dtype=np.uint8)
-
-        def to_grey(ids: list[int], images: torch.Tensor) -> None:
-            rgb = ((images.float().clamp(-1, 1).permute(0, 2, 3, 1).cpu().numpy() + 1.0) * 127.5).round()
-            grey[ids] = [cv2.cvtColor(image.astype(np.uint8), cv2.COLOR_RGB2GRAY) for image in rgb]
-
         # Frames without a hole are their own fill: the network only runs for the others.
         holed = [index for index in range(working_set.num_frames) if holes[index].any()]
-        whole = [index for index in range(working_set.num_frames) if not holes[index].any()]
-        for first in range(0, len(whole), batch):
-            ids = whole[first : first + batch]
-            to_grey(ids, working_set.images[ids, :, :height, :width])
-        for first in range(0, len(holed), batch):
-            ids = holed[first : first + batch]
-            with torch.no_grad():
-                to_grey(ids, fill(ids))
+        for first in range(0, working_set.num_frames, batch):
+            ids = list(range(first, min(first + batch, working_set.num_frames)))
+            images = working_set.images[ids, :, :height, :width].float()
+            needing = [index for index in ids if index in holed]
+            if needing:
+                with torch.no_grad():
+                    output = predict(needing).float()[..., :height, :width]
+                rows = [ids.index(index) for index in needing]
+                hole = working_set.holes[needing, :, :height, :width].float()
+                images[rows] = output * hole + images[rows] * (1.0 - hole)
+            rgb = ((images.clamp(-1, 1).permute(0, 2, 3, 1).cpu().numpy() + 1.0) * 127.5).round()
+            grey[ids] = [cv2.cvtColor(image.astype(np.uint8), cv2.COLOR_RGB2GRAY) for image in rgb]
         return cls(grey, holes, radius, cache_bytes)
 
     @property
@@ -239,18 +238,6 @@ def propagate(
         valid |= use
         todo &= ~use
     return np.clip(candidate, -1.0, 1.0), valid
-
-
-def composite_at_working_size(
-    predict: Callable[[list[int]], torch.Tensor], working_set: WorkingSet, frame_ids: list[int]
-) -> torch.Tensor:
-    """A whole-frame method's fill of ``frame_ids`` at the working size, known pixels kept:
-    (N, 3, h, w) in [-1, 1] (``predict``: the network's image, as ``fill.method_predictor``)."""
-    height, width = working_set.valid_height, working_set.valid_width
-    output = predict(frame_ids).float()[..., :height, :width]
-    images = working_set.images[frame_ids, :, :height, :width].float()
-    holes = working_set.holes[frame_ids, :, :height, :width].float()
-    return output * holes + images * (1.0 - holes)
 
 
 def paste_propagated(motion: ShotMotion, frames: FrameStore, holes: FrameStore, output: FrameStore) -> float:
