@@ -216,6 +216,14 @@ def inpaint(
             "flow, where found (and give it to the patch stages); on by default.",
         ),
     ] = None,
+    lighting: Annotated[
+        bool | None,
+        typer.Option(
+            "--lighting/--no-lighting",
+            help="Bring content taken from other frames to the hole's frame's lighting (a gain "
+            "measured around the hole; against film flicker and automatic exposure); on by default.",
+        ),
+    ] = None,
     stabilization: Annotated[
         float | None,
         typer.Option(help="Weight of the stabilization loss (against flicker in never-visible regions; 0: off).", min=0),
@@ -286,6 +294,7 @@ def inpaint(
             patch_iterations=patch_iterations,
             patch_size=patch_size,
             propagation=propagation,
+            lighting=lighting,
             stabilization_weight=stabilization,
             contextual_weight=contextual,
             vgg_weights=vgg_weights,

@@ -255,6 +255,11 @@ class ContentPropagationConfig:
     patch_stages: bool = True
     # A whole-frame (single-stage) fill takes the content found in place of its own pixels.
     whole_frame_fill: bool = True
+    # The whole-frame fill brings each source frame's content to the hole's frame's lighting (a
+    # per-channel gain measured around the hole): film flicker and automatic exposure otherwise
+    # paste a brighter or darker patch. The patch stages get the content as it is (their network
+    # sees the known pixels around it and can learn the correction on pseudo-holes).
+    lighting: bool = True
     radius: int = 16
     # Memory for flow fields kept once computed (8 bytes per pixel of the working size each:
     # 0.45 MiB at 320x180, 1.8 MiB at 640x360); a patch draws from any frame, and a field not
@@ -298,6 +303,7 @@ class MethodConfig:
         patch_iterations: int | None = None,
         patch_size: int | None = None,
         propagation: bool | None = None,
+        lighting: bool | None = None,
         stabilization_weight: float | None = None,
         contextual_weight: float | None = None,
         vgg_weights: str | None = None,
@@ -340,10 +346,11 @@ class MethodConfig:
             "train": train if batch_scale is None else train.scaled(batch_scale),
             "progressive": dataclasses.replace(self.progressive, **progressive_changes),
         }
+        propagation_changes = _given(lighting=lighting)
         if propagation is not None:
-            changes["content_propagation"] = dataclasses.replace(
-                self.content_propagation, patch_stages=propagation, whole_frame_fill=propagation
-            )
+            propagation_changes.update(patch_stages=propagation, whole_frame_fill=propagation)
+        if propagation_changes:
+            changes["content_propagation"] = dataclasses.replace(self.content_propagation, **propagation_changes)
         if width is not None:
             changes["model"] = dataclasses.replace(self.model, width=width)  # type: ignore[attr-defined]
         if vgg_weights is not None:

@@ -21,7 +21,7 @@ import torch
 from archive_inpaint.config import ContentPropagationConfig, IIVIConfig, MethodConfig
 from archive_inpaint.inference.fill import WorkingPredictor, fill_shot_into, method_predictor
 from archive_inpaint.inference.progressive_fill import fill_shot_tiled
-from archive_inpaint.inference.propagation import ShotMotion, paste_propagated
+from archive_inpaint.inference.propagation import ShotMotion, WorkingFills, paste_propagated
 from archive_inpaint.inference.stage_predictors import CoarseStagePredictor, PatchStagePredictor
 from archive_inpaint.media import (
     MediaError,
@@ -184,13 +184,15 @@ def inpaint_stores(
     if len(stages) == 1:
         began = time.perf_counter()
         predict = method_predictor(trained.method, trained.network, working_set)
-        fill_shot_into(predict, working_set, frames, holes, output, config.inference.batch_size, feather)
-        if config.content_propagation.whole_frame_fill:
-            # The flow is measured on the network's fills at the working size, so the network runs
-            # once more per frame with a hole (cheap at that size; the fill above kept only the
-            # native-resolution composites).
-            motion = _shot_motion(predict, working_set, config.content_propagation)
-            pasted = paste_propagated(motion, frames, holes, output)
+        propagation = config.content_propagation
+        # The flow is measured on the network's fills at the working size: kept as the fill
+        # below makes them, so the network runs once per frame with a hole.
+        working_fills = WorkingFills(working_set) if propagation.whole_frame_fill else None
+        fill_predict = working_fills.recording(predict) if working_fills is not None else predict
+        fill_shot_into(fill_predict, working_set, frames, holes, output, config.inference.batch_size, feather)
+        if working_fills is not None:
+            motion = _shot_motion(working_fills, predict, propagation)
+            pasted = paste_propagated(motion, frames, holes, output, propagation.lighting)
             log.info("content from other frames: %.1f%% of the hole pixels", 100.0 * pasted)
         return InpaintResult(
             empty, trained.iterations, trained.resumed_from, train_seconds,
@@ -207,7 +209,9 @@ def inpaint_stores(
     motion = None
     if config.content_propagation.patch_stages:
         motion = _shot_motion(
-            method_predictor(trained.method, trained.network, working_set), working_set, config.content_propagation
+            WorkingFills(working_set),
+            method_predictor(trained.method, trained.network, working_set),
+            config.content_propagation,
         )
     done = config.train.iterations
     for stage in stages[1:]:
@@ -242,12 +246,17 @@ def inpaint_stores(
 
 
 def _shot_motion(
-    predict: WorkingPredictor, working_set: WorkingSet, propagation: ContentPropagationConfig
+    working_fills: WorkingFills, predict: WorkingPredictor, propagation: ContentPropagationConfig
 ) -> ShotMotion:
-    """The shot's motion for content propagation, measured on the whole-frame network's fill."""
+    """The shot's motion for content propagation, measured on the whole-frame network's fill
+    (``predict`` runs for the frames ``working_fills`` has not recorded)."""
     began = time.perf_counter()
-    motion = ShotMotion.from_network(predict, working_set, propagation.radius, propagation.flow_cache_mib << 20)
-    log.info("motion for content propagation: filled %d frames in %.1f s", motion.num_frames, time.perf_counter() - began)
+    already = int(working_fills.recorded.sum())
+    motion = working_fills.motion(predict, propagation.radius, propagation.flow_cache_mib << 20)
+    log.info(
+        "motion for content propagation: %d frames (%d filled during the fill) in %.1f s",
+        motion.num_frames, already, time.perf_counter() - began,
+    )
     return motion
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -237,3 +237,26 @@ def load_clip(name: str, footage_dir: Path) -> BenchmarkClip:
     except KeyError:
         raise SystemExit(f"unknown clip {name!r}; choose from {', '.join(CLIP_LOADERS)}") from None
     return loader(footage_dir)
+
+
+def with_exposure_flicker(clip: BenchmarkClip, amplitude: float, seed: int = 0) -> BenchmarkClip:
+    """``clip`` with film flicker: every frame (input and truth alike) multiplied by its own
+    exposure gain, drawn uniformly from [1 - amplitude, 1 + amplitude] (seeded). Content taken
+    from another frame then carries that frame's exposure: what lighting compensation is for."""
+    if not 0.0 < amplitude < 1.0:
+        raise SystemExit(f"--flicker must be between 0 and 1, got {amplitude}")
+    gains = np.random.default_rng(seed).uniform(1.0 - amplitude, 1.0 + amplitude, clip.num_frames)
+
+    def expose(frames: np.ndarray) -> np.ndarray:
+        shaped = np.broadcast_to(frames, clip.frames.shape)
+        return np.stack(
+            [np.clip(np.rint(frame * gain), 0, 255).astype(np.uint8) for frame, gain in zip(shaped, gains)]
+        )
+
+    return replace(
+        clip,
+        name=f"{clip.name}-flicker{amplitude:g}",
+        description=f"{clip.description}; exposure flicker: each frame x U[{1 - amplitude:g}, {1 + amplitude:g}] (seed {seed})",
+        frames=expose(clip.frames),
+        truth=expose(clip.truth),
+    )

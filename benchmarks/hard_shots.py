@@ -1,7 +1,7 @@
 """Hard shots: what the regularizers and single-frame masks do, on cases built to need them.
 
     python benchmarks/hard_shots.py [--iterations 800] [--frames 24] [--device auto]
-        [--stabilization 0.2] [--contextual 0.1[,0.01,...]] [--propagation]
+        [--stabilization 0.2] [--contextual 0.1[,0.01,...]] [--propagation] [--seed N]
         [--out results.json] [--write-markdown PATH]
 
 Three cases, each with ground truth (IIVI §3.3, §3.4, §4.2):
@@ -160,7 +160,7 @@ def deficiency_case(photo: np.ndarray, args: argparse.Namespace, device: torch.d
     frames, offsets = pan(photo, args.frames, (1.3, 0.4))
     holes = np.stack([ellipse((WIDTH / 2, HEIGHT / 2), (40, 28))] * args.frames)
     regions = [never_visible(holes, offsets, t) for t in range(args.frames)]
-    base = preset("fast").with_overrides(iterations=args.iterations, propagation=args.propagation)
+    base = preset("fast").with_overrides(iterations=args.iterations, propagation=args.propagation, seed=args.seed)
     report: dict[str, Any] = {
         "never_visible_px_per_frame": float(np.mean([r.sum() for r in regions])),
         "truth_flicker": flicker(frames, offsets, regions),
@@ -189,7 +189,7 @@ def ambiguity_case(photo: np.ndarray, args: argparse.Namespace, device: torch.de
     holes = np.stack(
         [ellipse((WIDTH * (0.7 - 0.4 * t / max(args.frames - 1, 1)), HEIGHT * 0.5), (30, 24)) for t in range(args.frames)]
     )
-    base = preset("fast").with_overrides(iterations=args.iterations, propagation=args.propagation)
+    base = preset("fast").with_overrides(iterations=args.iterations, propagation=args.propagation, seed=args.seed)
     truth_energy = gradient_energy(frames, holes)
     report: dict[str, Any] = {"truth_gradient_energy": truth_energy}
     runs = [("reconstruction only", base)] + [
@@ -382,6 +382,7 @@ def main() -> None:
     parser.add_argument("--cases", default="deficiency,ambiguity,single-frame,moved-object")
     parser.add_argument("--iterations", type=int, default=800)
     parser.add_argument("--frames", type=int, default=24)
+    parser.add_argument("--seed", type=int, help="training seed of the engine cases (default: the preset's)")
     parser.add_argument("--stabilization", default="0.2", help="weight, or a comma list to sweep")
     parser.add_argument("--contextual", default="0.1", help="weight, or a comma list to sweep")
     parser.add_argument("--propagation", action="store_true",

@@ -2,7 +2,7 @@
 
     python benchmarks/quality.py [--clips balle,carphone] [--presets fast,standard]
         [--methods iivi,dip-vid-flow,lgtsm] [--budget-seconds S]
-        [--iterations-standard N] [--iterations N] [--footage DIR] [--device auto]
+        [--iterations-standard N] [--iterations N] [--flicker A] [--footage DIR] [--device auto]
         [--out results.json] [--write-markdown PATH]
 
 ``--methods`` runs each preset of each internal-learning method; ``--budget-seconds`` stops every
@@ -55,6 +55,7 @@ from benchmarks.footage import (  # noqa: E402
     BenchmarkClip,
     check_footage_dir,
     load_clip,
+    with_exposure_flicker,
 )
 from benchmarks.metrics import (  # noqa: E402
     PSNR_CAP_DB,
@@ -97,6 +98,9 @@ class EngineJob:
     # Where to save the same trained network's fill without content pasted from other frames
     # (the network's own fill), when the run pasted it; "" for none.
     network_only_path: str = ""
+    # Where to save the same network's fill with the content from other frames pasted as it is,
+    # without lighting compensation, when the run compensated; "" for none.
+    no_lighting_path: str = ""
     checkpoint_dir: str = ""
 
 
@@ -133,19 +137,31 @@ def run_engine_worker(job_path: Path) -> None:
     result = inpaint_arrays(frames, holes, config, device, checkpoint_dir=checkpoints, on_step=progress)
     wall = time.perf_counter() - began
     np.save(job.filled_path, result.frames)
-    network_only_seconds = None
-    if job.network_only_path and checkpoints is not None and config.content_propagation.whole_frame_fill:
-        # The very same network (resumed at its last step, so nothing more is trained), filled
-        # without the content other frames show: what propagation adds, within one run.
+
+    def fill_again(path: str, **overrides: Any) -> float | None:
+        """The very same network (resumed at its last step, so nothing more is trained) filled
+        with ``overrides``, saved to ``path``: what one fill setting adds, within one run."""
+        if not path or checkpoints is None:
+            return None
         mark = time.perf_counter()
         again = inpaint_arrays(
-            frames, holes, config.with_overrides(propagation=False, iterations=result.iterations), device,
+            frames, holes, config.with_overrides(iterations=result.iterations, **overrides), device,
             checkpoint_dir=checkpoints,
         )
         if again.train_seconds > 1.0:
-            raise SystemExit("the network-only fill trained again instead of resuming")
-        np.save(job.network_only_path, again.frames)
-        network_only_seconds = time.perf_counter() - mark
+            raise SystemExit(f"the fill with {overrides} trained again instead of resuming")
+        np.save(path, again.frames)
+        return time.perf_counter() - mark
+
+    propagation = config.content_propagation
+    # Without the content other frames show (the network's own fill); and that content pasted
+    # without lighting compensation.
+    network_only_seconds = fill_again(job.network_only_path, propagation=False) if propagation.whole_frame_fill else None
+    no_lighting_seconds = (
+        fill_again(job.no_lighting_path, lighting=False)
+        if propagation.whole_frame_fill and propagation.lighting
+        else None
+    )
     report = {
         "iterations": result.iterations,
         "train_seconds": result.train_seconds,
@@ -163,6 +179,7 @@ def run_engine_worker(job_path: Path) -> None:
         "method_details": result.provenance,
         "time_budget_seconds": job.time_budget_seconds,
         "network_only_fill_seconds": network_only_seconds,
+        "no_lighting_fill_seconds": no_lighting_seconds,
     }
     Path(job.report_path).write_text(json.dumps(report, indent=2))
 
@@ -176,9 +193,10 @@ def run_engine(
     method: str = "iivi",
     time_budget_seconds: float | None = None,
     gan_weight: float = 0.0,
-) -> tuple[np.ndarray, dict[str, Any], np.ndarray | None]:
+) -> tuple[np.ndarray, dict[str, Any], dict[str, np.ndarray]]:
     """Run one method's preset on ``clip`` in a fresh Python process; (filled frames, its report,
-    the same network's fill without content from other frames, or None when none was pasted)."""
+    the same network's other fills: "network-only" without content from other frames, and
+    "no-lighting" with that content pasted without lighting compensation, where they apply)."""
     frames_path = scratch / f"{clip.name}-frames.npy"
     holes_path = scratch / f"{clip.name}-holes.npy"
     if not frames_path.exists():
@@ -196,6 +214,7 @@ def run_engine(
         report_path=str(scratch / f"{clip.name}-{method}-{preset_name}-{gan_weight:g}-report.json"),
         gan_weight=gan_weight,
         network_only_path=str(scratch / f"{clip.name}-{method}-{preset_name}-{gan_weight:g}-network-only.npy"),
+        no_lighting_path=str(scratch / f"{clip.name}-{method}-{preset_name}-{gan_weight:g}-no-lighting.npy"),
         checkpoint_dir=str(scratch / f"{clip.name}-{method}-{preset_name}-{gan_weight:g}-checkpoints"),
     )
     job_path = scratch / f"{clip.name}-{method}-{preset_name}-{gan_weight:g}-job.json"
@@ -210,11 +229,12 @@ def run_engine(
     filled = np.load(job.filled_path)
     # The filled frames are scored from here on; the scratch copy would only fill the disk.
     Path(job.filled_path).unlink()
-    network_only = None
-    if Path(job.network_only_path).exists():
-        network_only = np.load(job.network_only_path)
-        Path(job.network_only_path).unlink()
-    return filled, report, network_only
+    others = {}
+    for name, path in (("network-only", job.network_only_path), ("no-lighting", job.no_lighting_path)):
+        if Path(path).exists():
+            others[name] = np.load(path)
+            Path(path).unlink()
+    return filled, report, others
 
 
 # --------------------------------------------------------------------------------------------
@@ -349,7 +369,7 @@ def benchmark_clip(
                 + (f" (CAPPED from the preset's {ceiling})" if capped else ""),
                 flush=True,
             )
-            filled, report, network_only = run_engine(
+            filled, report, others = run_engine(
                 clip, name, iterations, device, scratch, method, budget_seconds, gan
             )
             label = f"engine {key}" + (f" (CAPPED {iterations}/{ceiling} it)" if capped else "")
@@ -367,17 +387,23 @@ def benchmark_clip(
                     best_match_psnr_db=best_match_psnr(filled, clip.holes),
                 )
             )
-            if network_only is not None:
+            other_fills = {
+                "network-only": ("network fill only (no content from other frames)", "network_only_fill_seconds"),
+                "no-lighting": ("content from other frames without lighting compensation", "no_lighting_fill_seconds"),
+            }
+            for other, (description, seconds_key) in other_fills.items():
+                if other not in others:
+                    continue
                 result.methods.append(
                     MethodResult(
-                        method=f"engine-{key.replace(' ', '-')}-network-only",
-                        label=f"{label}, network fill only (no content from other frames)",
-                        scores=score_hole(clip.truth, network_only, clip.holes),
-                        seconds=report["train_seconds"] + (report["network_only_fill_seconds"] or 0.0),
+                        method=f"engine-{key.replace(' ', '-')}-{other}",
+                        label=f"{label}, {description}",
+                        scores=score_hole(clip.truth, others[other], clip.holes),
+                        seconds=report["train_seconds"] + (report[seconds_key] or 0.0),
                         engine=None,
                         capped=False,  # the note on the run itself says so
                         preset_iterations=ceiling,
-                        best_match_psnr_db=best_match_psnr(network_only, clip.holes),
+                        best_match_psnr_db=best_match_psnr(others[other], clip.holes),
                     )
                 )
     return result
@@ -704,6 +730,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=DEFAULT_FOOTAGE,
         help="folder holding the clips (default: ../shared/footage from the repository root)",
     )
+    parser.add_argument(
+        "--flicker",
+        type=float,
+        help="give every frame (input and truth) its own exposure gain in [1-A, 1+A]: film flicker",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     parser.add_argument(
@@ -756,6 +787,8 @@ def main(argv: list[str]) -> int:
         for name in clips:
             print(f"[{name}] loading clip and ground truth", flush=True)
             clip = load_clip(name, footage)
+            if args.flicker is not None:
+                clip = with_exposure_flicker(clip, args.flicker)
             clip_result = benchmark_clip(
                 clip, presets, caps, args.device, Path(scratch), methods, args.budget_seconds,
                 tuple(float(weight) for weight in args.gan_weights.split(",")),

@@ -8,14 +8,23 @@ import pytest
 import torch
 
 from archive_inpaint.config import ProgressiveConfig
-from archive_inpaint.inference.propagation import ShotMotion, complete_flow, propagate
+from archive_inpaint.inference.fill import fill_shot_into
+from archive_inpaint.inference.propagation import (
+    ShotMotion,
+    WorkingFills,
+    complete_flow,
+    lighting_gains,
+    propagate,
+)
 from archive_inpaint.inference.stage_predictors import PatchStagePredictor, prior_channels
 from archive_inpaint.inference.tiles import Tile
 from archive_inpaint.media.frame_store import FrameStore
+from archive_inpaint.methods.iivi import IIVIMethod
 from archive_inpaint.models.iivi_net import IIVINet, IIVINetConfig
 from archive_inpaint.pipeline import inpaint_arrays
 from archive_inpaint.training.stage_data import StageData
 from archive_inpaint.training.stages import Stage
+from archive_inpaint.training.working_set import build_working_set
 from engine_fixtures import tiny_config
 
 CPU = torch.device("cpu")
@@ -84,10 +93,15 @@ def test_the_hidden_content_comes_from_the_frames_that_show_it():
     data = _stage_data(stored, holes)
     frame = 2
     whole = Tile(0, 0, HEIGHT, WIDTH)
-    candidate, valid = propagate(motion, data, frame, whole, holes[frame])
+    found = propagate(motion, data, frame, whole, holes[frame])
+    candidate, valid = found.candidate, found.valid
     hole = holes[frame]
     assert not valid[~hole].any(), "only the wanted pixels get a candidate"
     assert valid[hole].mean() > 0.95
+    # Each pixel says where it came from: another frame, the nearest ones first.
+    origins = found.origin[valid]
+    assert ((origins != frame) & (origins >= 0)).all() and (found.origin[~valid] == -1).all()
+    assert set(np.unique(origins)) <= {1, 3, 0, 4}
     error = np.abs(candidate - _unit(truth[frame]))[valid].mean()
     # Sub-pixel flow from half-size frames and bicubic resampling: a few grey levels at most
     # (garbage from a source's hole would be ~1.0 and the hole's mean error against 0 is ~0.5).
@@ -98,10 +112,12 @@ def test_propagation_on_a_tile_matches_the_whole_frame():
     truth, stored, holes = _shot(moving_hole=True)
     motion = _motion(truth, holes)
     data = _stage_data(stored, holes)
-    whole_candidate, whole_valid = propagate(motion, data, 3, Tile(0, 0, HEIGHT, WIDTH), holes[3])
+    found = propagate(motion, data, 3, Tile(0, 0, HEIGHT, WIDTH), holes[3])
+    whole_candidate, whole_valid = found.candidate, found.valid
     tile = Tile(30, 50, 40, 48)
     rows, cols = slice(tile.top, tile.bottom), slice(tile.left, tile.right)
-    candidate, valid = propagate(motion, data, 3, tile, holes[3, rows, cols])
+    found = propagate(motion, data, 3, tile, holes[3, rows, cols])
+    candidate, valid = found.candidate, found.valid
     assert np.array_equal(valid, whole_valid[rows, cols])
     np.testing.assert_allclose(candidate, whole_candidate[rows, cols], atol=1e-5)
 
@@ -110,7 +126,8 @@ def test_content_no_frame_shows_is_not_propagated():
     # Static camera and a static hole: what it covers is never visible.
     truth, stored, holes = _shot(moving_hole=False, camera_step=0)
     motion = _motion(truth, holes)
-    candidate, valid = propagate(motion, _stage_data(stored, holes), 2, Tile(0, 0, HEIGHT, WIDTH), holes[2])
+    found = propagate(motion, _stage_data(stored, holes), 2, Tile(0, 0, HEIGHT, WIDTH), holes[2])
+    candidate, valid = found.candidate, found.valid
     assert not valid.any()
     assert not candidate.any()
 
@@ -198,3 +215,73 @@ def test_a_whole_frame_fill_takes_the_content_other_frames_show():
     np.testing.assert_array_equal(results[True][~holes], results[False][~holes])
     errors = {key: np.abs(frames[holes].astype(float) - truth[holes]).mean() for key, frames in results.items()}
     assert errors[True] < 6.0 < 0.5 * errors[False], errors
+
+
+def test_the_whole_frame_fill_runs_the_network_once_per_holed_frame_for_both_uses():
+    """The fill's outputs, recorded as it goes, give the motion exactly the frames a separate
+    pass of the network would: the network is not run a second time for them."""
+    torch.manual_seed(0)
+    _, stored, holes = _shot(moving_hole=True)
+    holes[1] = False  # a frame without a hole is its own fill, and never goes to the network
+    working_set = build_working_set(stored, holes, 64, CPU)
+    method = IIVIMethod(tiny_config(1))
+    network = method.build_network().eval()
+    asked: list[int] = []
+
+    def predict(frame_ids: list[int]) -> torch.Tensor:
+        asked.extend(frame_ids)
+        return method.predict(network, working_set, frame_ids)
+
+    fills = WorkingFills(working_set)
+    output = FrameStore.from_array(np.empty_like(stored))
+    fill_shot_into(fills.recording(predict), working_set, FrameStore.from_array(stored),
+                   FrameStore.from_array(holes[..., None]), output, batch_size=4)
+    motion = fills.motion(predict, radius=FRAMES)
+    holed = [t for t in range(FRAMES) if holes[t].any()]
+    assert sorted(asked) == holed  # once each, frame 1 never
+
+    asked.clear()
+    separate = WorkingFills(working_set).motion(predict, radius=FRAMES, batch=2)
+    assert sorted(asked) == holed
+    np.testing.assert_array_equal(motion.frames, separate.frames)
+    np.testing.assert_array_equal(motion.holes, separate.holes)
+    # The unholed frame is the working image itself; the holed ones differ from it in the hole.
+    image = ((working_set.images[1, :, : motion.size[0], : motion.size[1]].permute(1, 2, 0).numpy() + 1) * 127.5).round()
+    np.testing.assert_array_equal(motion.frames[1], cv2.cvtColor(image.astype(np.uint8), cv2.COLOR_RGB2GRAY))
+
+
+def test_lighting_gains_recover_an_exposure_change_despite_mismatched_pairs():
+    rng = np.random.default_rng(3)
+    theirs = rng.uniform(-0.8, 0.6, size=(2000, 3)).astype(np.float32)
+    exposure = np.array([1.12, 0.9, 1.3], dtype=np.float32)
+    ours = (theirs + 1.0) * exposure - 1.0
+    # A fifth of the pairs misplaced by the flow: unrelated pixels.
+    wrong = rng.random(len(ours)) < 0.2
+    ours[wrong] = rng.uniform(-1, 1, size=(int(wrong.sum()), 3))
+    np.testing.assert_allclose(lighting_gains(ours, theirs), exposure, atol=0.03)
+    # Too few matches, or black: no change.
+    np.testing.assert_array_equal(lighting_gains(ours[:10], theirs[:10]), np.ones(3))
+    black = np.full((500, 3), -1.0, dtype=np.float32)
+    np.testing.assert_array_equal(lighting_gains(black, black), np.ones(3))
+
+
+def test_a_whole_frame_fill_matches_pasted_content_to_its_frames_exposure():
+    """Film flicker: every frame of the shot exposed differently. Content taken as it is from
+    another frame carries that frame's exposure into the hole; brought to the hole's frame's
+    lighting it matches the truth. Without flicker the compensation costs nothing."""
+    truth, _, holes = _shot(moving_hole=True)
+    base = (truth * 0.6 + 30).astype(np.float64)  # headroom: no gain below clips
+    exposures = np.array([1.0, 1.2, 0.8, 1.15, 0.85, 1.1])
+    errors = {}
+    for flicker in (False, True):
+        shot = base * (exposures[:, None, None, None] if flicker else 1.0)
+        shot = np.clip(np.rint(shot), 0, 255).astype(np.uint8)
+        stored = shot.copy()
+        stored[holes] = 255
+        for lighting in (False, True):
+            config = tiny_config(20, working_long_side=64).with_overrides(lighting=lighting)
+            result = inpaint_arrays(stored, holes, config, CPU)
+            assert (result.frames[~holes] == shot[~holes]).all()
+            errors[flicker, lighting] = np.abs(result.frames[holes].astype(float) - shot[holes]).mean()
+    assert errors[True, True] < 0.5 * errors[True, False], errors
+    assert errors[False, True] < errors[False, False] + 0.3, errors

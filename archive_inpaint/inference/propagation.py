@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -60,6 +61,14 @@ CONSISTENCY_FLOOR = 0.25
 # A source region larger than this many tiles means the flow scattered the patch across the
 # frame (a wrong estimate); that frame is skipped rather than read whole.
 MAX_SOURCE_AREA_IN_TILES = 16
+# Lighting compensation of pasted content: matches measured on the known pixels within this many
+# px of the hole; below this many matches, or below this level (share of peak: noise and
+# black), a channel keeps its gain of 1; gains are limited to this factor either way (a larger
+# one is a wrong match, not an exposure change).
+LIGHTING_RING = 12
+LIGHTING_MIN_MATCHES = 64
+LIGHTING_MIN_LEVEL = 0.02
+LIGHTING_MAX_GAIN = 1.5
 
 
 def complete_flow(flow: np.ndarray, hole: np.ndarray) -> np.ndarray:
@@ -104,36 +113,6 @@ class ShotMotion:
         self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
         self._flows: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
 
-    @classmethod
-    def from_network(
-        cls,
-        predict: Callable[[list[int]], torch.Tensor],
-        working_set: WorkingSet,
-        radius: int,
-        cache_bytes: int = 512 << 20,
-        batch: int = 4,
-    ) -> ShotMotion:
-        """From a trained network's fill of the working set: ``predict(frame_ids)`` is its image
-        (N, 3, Hp, Wp) in [-1, 1] (as ``fill.method_predictor``), pasted into each frame's hole."""
-        height, width = working_set.valid_height, working_set.valid_width
-        holes = working_set.holes[:, 0, :height, :width].cpu().numpy()
-        grey = np.empty((working_set.num_frames, height, width), dtype=np.uint8)
-        # Frames without a hole are their own fill: the network only runs for the others.
-        holed = [index for index in range(working_set.num_frames) if holes[index].any()]
-        for first in range(0, working_set.num_frames, batch):
-            ids = list(range(first, min(first + batch, working_set.num_frames)))
-            images = working_set.images[ids, :, :height, :width].float()
-            needing = [index for index in ids if index in holed]
-            if needing:
-                with torch.no_grad():
-                    output = predict(needing).float()[..., :height, :width]
-                rows = [ids.index(index) for index in needing]
-                hole = working_set.holes[needing, :, :height, :width].float()
-                images[rows] = output * hole + images[rows] * (1.0 - hole)
-            rgb = ((images.clamp(-1, 1).permute(0, 2, 3, 1).cpu().numpy() + 1.0) * 127.5).round()
-            grey[ids] = [cv2.cvtColor(image.astype(np.uint8), cv2.COLOR_RGB2GRAY) for image in rgb]
-        return cls(grey, holes, radius, cache_bytes)
-
     @property
     def num_frames(self) -> int:
         return self.frames.shape[0]
@@ -172,6 +151,81 @@ class ShotMotion:
         return complete_flow(completed, extra_hole)
 
 
+class WorkingFills:
+    """The whole-frame network's fill at the working size, composited into each frame's hole and
+    kept in grey: what ``ShotMotion`` measures flow on.
+
+    The whole-frame fill needs the network's output twice, once for the native-resolution
+    composite and once for the motion; ``recording(predict)`` keeps each batch's output as the
+    fill goes, so the network runs once per frame with a hole. ``motion`` computes only what was
+    not recorded (frames without a hole are their own fill)."""
+
+    def __init__(self, working_set: WorkingSet) -> None:
+        self.working_set = working_set
+        height, width = working_set.valid_height, working_set.valid_width
+        self.holes = working_set.holes[:, 0, :height, :width].cpu().numpy()
+        self.grey = np.empty((working_set.num_frames, height, width), dtype=np.uint8)
+        self.recorded = np.zeros(working_set.num_frames, dtype=bool)
+
+    def record(self, frame_ids: list[int], output: torch.Tensor) -> None:
+        """Keep ``output`` (N, 3, Hp, Wp) in [-1, 1], the network's image of ``frame_ids``."""
+        height, width = self.grey.shape[1:]
+        images = self.working_set.images[frame_ids, :, :height, :width].float()
+        hole = self.working_set.holes[frame_ids, :, :height, :width].float()
+        filled = output.float()[..., :height, :width] * hole + images * (1.0 - hole)
+        self._keep(frame_ids, filled)
+
+    def recording(self, predict: Callable[[list[int]], torch.Tensor]) -> Callable[[list[int]], torch.Tensor]:
+        """``predict``, keeping what it returns."""
+
+        def predict_and_record(frame_ids: list[int]) -> torch.Tensor:
+            output = predict(frame_ids)
+            self.record(frame_ids, output)
+            return output
+
+        return predict_and_record
+
+    def motion(
+        self,
+        predict: Callable[[list[int]], torch.Tensor],
+        radius: int,
+        cache_bytes: int = 512 << 20,
+        batch: int = 4,
+    ) -> ShotMotion:
+        """The shot's motion on these fills; ``predict`` runs for holed frames not yet recorded."""
+        height, width = self.grey.shape[1:]
+        missing = [index for index in range(len(self.recorded)) if not self.recorded[index]]
+        # In batches: a long shot's whole working set in float would not be small.
+        for first in range(0, len(missing), batch):
+            ids = missing[first : first + batch]
+            holed = [index for index in ids if self.holes[index].any()]
+            unholed = [index for index in ids if index not in holed]
+            if unholed:
+                self._keep(unholed, self.working_set.images[unholed, :, :height, :width].float())
+            if holed:
+                with torch.no_grad():
+                    self.record(holed, predict(holed))
+        return ShotMotion(self.grey, self.holes, radius, cache_bytes)
+
+    def _keep(self, frame_ids: list[int], images: torch.Tensor) -> None:
+        rgb = ((images.clamp(-1, 1).permute(0, 2, 3, 1).cpu().numpy() + 1.0) * 127.5).round()
+        for index, image in zip(frame_ids, rgb):
+            self.grey[index] = cv2.cvtColor(image.astype(np.uint8), cv2.COLOR_RGB2GRAY)
+        self.recorded[frame_ids] = True
+
+
+@dataclass
+class Found:
+    """What ``propagate`` found for a tile of a frame."""
+
+    candidate: np.ndarray  # (h, w, 3) float32 in [-1, 1]; 0 where not valid
+    valid: np.ndarray  # (h, w) bool
+    origin: np.ndarray  # (h, w) int32: the frame each valid pixel came from, -1 elsewhere
+    # Per source frame used: (this frame's values, the source's values), (n, 3) each in [-1, 1],
+    # at the ``around`` pixels the source also shows (for lighting compensation).
+    matches: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+
 def propagate(
     motion: ShotMotion,
     data: StageData,
@@ -179,12 +233,14 @@ def propagate(
     tile: Tile,
     wanted: np.ndarray,
     extra_hole: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
+    around: np.ndarray | None = None,
+) -> Found:
     """Candidate content for the ``wanted`` pixels (h, w) of ``tile`` of ``frame`` at ``data``'s
-    stage, from the nearest other frames that show it.
+    stage, from the nearest other frames that show it, and which frame supplied each pixel.
 
     ``extra_hole``: a pseudo-hole at the motion's size (training), completed like a real one.
-    Returns (candidate (h, w, 3) float32 in [-1, 1], valid (h, w) bool); invalid pixels are 0.
+    ``around`` (h, w) bool: known pixels of this frame near its hole; for each source frame used,
+    the pairs of pixels there that it shows too are returned (for lighting compensation).
     """
     stage_h, stage_w = data.stage.height, data.stage.width
     motion_h, motion_w = motion.size
@@ -193,8 +249,12 @@ def propagate(
     ys = (np.arange(tile.top, tile.bottom, dtype=np.float32) + 0.5) * scale_y - 0.5
     xs = (np.arange(tile.left, tile.right, dtype=np.float32) + 0.5) * scale_x - 0.5
     grid_x, grid_y = np.meshgrid(xs, ys)
-    candidate = np.zeros((tile.height, tile.width, 3), dtype=np.float32)
-    valid = np.zeros((tile.height, tile.width), dtype=bool)
+    found = Found(
+        np.zeros((tile.height, tile.width, 3), dtype=np.float32),
+        np.zeros((tile.height, tile.width), dtype=bool),
+        np.full((tile.height, tile.width), -1, dtype=np.int32),
+    )
+    own = data.image(frame, tile) if around is not None and around.any() else None
     todo = wanted.astype(bool).copy()
     for source in motion.sources(frame):
         if not todo.any():
@@ -208,21 +268,23 @@ def propagate(
         spread = np.sum(forward**2, axis=-1) + np.sum(backward**2, axis=-1)
         # Into the stage's pixel coordinates.
         stage_x, stage_y = (to_x + 0.5) / scale_x - 0.5, (to_y + 0.5) / scale_y - 0.5
-        use = (
-            todo
-            & (mismatch <= CONSISTENCY_SHARE * spread + CONSISTENCY_FLOOR)
+        shows = (
+            (mismatch <= CONSISTENCY_SHARE * spread + CONSISTENCY_FLOOR)
             & (stage_x >= 0)
             & (stage_x <= stage_w - 1)
             & (stage_y >= 0)
             & (stage_y <= stage_h - 1)
         )
+        use = todo & shows
         if not use.any():
             continue
-        # The source region under the used positions, with 2 px for the bicubic kernel.
-        top = max(0, int(np.floor(stage_y[use].min())) - 2)
-        left = max(0, int(np.floor(stage_x[use].min())) - 2)
-        bottom = min(stage_h, int(np.ceil(stage_y[use].max())) + 3)
-        right = min(stage_w, int(np.ceil(stage_x[use].max())) + 3)
+        seen = around & shows if own is not None else np.zeros_like(use)
+        reached = use | seen
+        # The source region under the reached positions, with 2 px for the bicubic kernel.
+        top = max(0, int(np.floor(stage_y[reached].min())) - 2)
+        left = max(0, int(np.floor(stage_x[reached].min())) - 2)
+        bottom = min(stage_h, int(np.ceil(stage_y[reached].max())) + 3)
+        right = min(stage_w, int(np.ceil(stage_x[reached].max())) + 3)
         if (bottom - top) * (right - left) > MAX_SOURCE_AREA_IN_TILES * tile.height * tile.width:
             continue
         box = Tile(top, left, bottom - top, right - left)
@@ -231,34 +293,98 @@ def propagate(
         source_hole = cv2.dilate(data.hole(source, box).astype(np.uint8), np.ones((3, 3), np.uint8))
         in_hole = cv2.remap(source_hole, map_x, map_y, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE) > 0
         use &= ~in_hole
+        seen &= ~in_hole
         if not use.any():
             continue
         sample = cv2.remap(data.image(source, box), map_x, map_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
-        candidate[use] = sample[use]
-        valid |= use
+        found.candidate[use] = sample[use]
+        found.valid |= use
+        found.origin[use] = source
+        if own is not None and seen.any():
+            found.matches[source] = (own[seen], sample[seen])
         todo &= ~use
-    return np.clip(candidate, -1.0, 1.0), valid
+    found.candidate = np.clip(found.candidate, -1.0, 1.0)
+    return found
 
 
-def paste_propagated(motion: ShotMotion, frames: FrameStore, holes: FrameStore, output: FrameStore) -> float:
+def lighting_gains(ours: np.ndarray, theirs: np.ndarray) -> np.ndarray:
+    """Per-channel gain that brings another frame's pixels to this frame's lighting, from
+    matching pixels ``ours`` and ``theirs`` (n, 3) in [-1, 1]: the ratio of their medians in
+    code values (0 = black), or 1 where the evidence is thin or dark.
+
+    Why a gain: an exposure change (film flicker, a camera's automatic exposure) multiplies
+    linear light, and for a power-law transfer that is a gain on code values too. Why medians:
+    the pairs are the same scene points, so under a gain the medians keep its ratio exactly,
+    while a pair misplaced by the flow (edges, occlusions) moves a median little."""
+    gains = np.ones(3, dtype=np.float32)
+    if len(ours) < LIGHTING_MIN_MATCHES:
+        return gains
+    our_medians = np.median((ours + 1.0) / 2.0, axis=0)
+    their_medians = np.median((theirs + 1.0) / 2.0, axis=0)
+    for channel in range(3):
+        if their_medians[channel] >= LIGHTING_MIN_LEVEL and our_medians[channel] >= LIGHTING_MIN_LEVEL:
+            gains[channel] = np.clip(our_medians[channel] / their_medians[channel], 1 / LIGHTING_MAX_GAIN, LIGHTING_MAX_GAIN)
+    return gains
+
+
+def paste_propagated(
+    motion: ShotMotion, frames: FrameStore, holes: FrameStore, output: FrameStore, lighting: bool = True
+) -> float:
     """Replace the hole pixels of ``output`` (the filled frames) with the content other frames
     show, where found; returns the share of hole pixels that got it. Only hole pixels change,
-    so every other pixel of ``output`` (the input's, or a feathered band) stays as it was."""
+    so every other pixel of ``output`` (the input's, or a feathered band) stays as it was.
+
+    ``lighting``: content from each source frame is brought to this frame's lighting first (a
+    per-channel gain measured on the known pixels around the hole that both frames show; see
+    ``lighting_gains``): without it, a frame of another exposure pastes a patch of it."""
     data = StageData(frames, holes, Stage(0, frames.height, frames.width))
     grid = tile_grid(frames.height, frames.width, PASTE_TILE, 0)
     peak = float(np.iinfo(output.dtype).max)
-    found = total = 0
+    found_pixels = total = 0
     for index in range(frames.num_frames):
         hole = holes.frame(index)[..., 0].astype(bool)
         if not hole.any():
             continue
-        filled = output.frame(index)
+        around = _ring(hole, LIGHTING_RING) if lighting else None
+        pieces = []
         for tile in tiles_touching(hole, grid, 0):
             rows, cols = slice(tile.top, tile.bottom), slice(tile.left, tile.right)
-            candidate, valid = propagate(motion, data, index, tile, hole[rows, cols])
-            values = np.clip(np.rint((candidate[valid] + 1.0) * (peak / 2.0)), 0, peak)
-            filled[rows, cols][valid] = values.astype(output.dtype)
-            found += int(valid.sum())
+            ring = None if around is None else around[rows, cols]
+            pieces.append((rows, cols, propagate(motion, data, index, tile, hole[rows, cols], around=ring)))
+        gains = _gains_per_source([found for _, _, found in pieces]) if lighting else {}
+        filled = output.frame(index)
+        for rows, cols, found in pieces:
+            candidate = found.candidate
+            for source, gain in gains.items():
+                from_source = found.origin == source
+                if from_source.any():
+                    candidate[from_source] = (candidate[from_source] + 1.0) * gain - 1.0
+            values = np.clip(np.rint((candidate[found.valid] + 1.0) * (peak / 2.0)), 0, peak)
+            filled[rows, cols][found.valid] = values.astype(output.dtype)
+            found_pixels += int(found.valid.sum())
         total += int(hole.sum())
         output.write(index, filled)
-    return found / total if total else 0.0
+    return found_pixels / total if total else 0.0
+
+
+def _ring(hole: np.ndarray, width: int) -> np.ndarray:
+    """The known pixels within ``width`` px of ``hole`` (H, W), computed in the hole's box."""
+    rows, cols = np.nonzero(hole.any(axis=1))[0], np.nonzero(hole.any(axis=0))[0]
+    top, bottom = max(0, rows[0] - width), min(hole.shape[0], rows[-1] + width + 1)
+    left, right = max(0, cols[0] - width), min(hole.shape[1], cols[-1] + width + 1)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * width + 1, 2 * width + 1))
+    box = hole[top:bottom, left:right]
+    ring = np.zeros_like(hole)
+    ring[top:bottom, left:right] = (cv2.dilate(box.astype(np.uint8), kernel) > 0) & ~box
+    return ring
+
+
+def _gains_per_source(pieces: list[Found]) -> dict[int, np.ndarray]:
+    """Each source frame's lighting gains, from its matches over all tiles of the frame."""
+    sources = {source for found in pieces for source in found.matches}
+    gains = {}
+    for source in sources:
+        ours = np.concatenate([found.matches[source][0] for found in pieces if source in found.matches])
+        theirs = np.concatenate([found.matches[source][1] for found in pieces if source in found.matches])
+        gains[source] = lighting_gains(ours, theirs)
+    return gains

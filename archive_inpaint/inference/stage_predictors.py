@@ -151,8 +151,8 @@ class PatchStagePredictor:
                 coarse_hole = np.zeros(self.motion.size, dtype=bool)
                 coarse_hole[box.top : box.bottom, box.left : box.right] = placed
             found.append(propagate(self.motion, self.data, frame, tile, wanted[index], coarse_hole))
-        candidate = torch.from_numpy(np.stack([c for c, _ in found])).permute(0, 3, 1, 2).to(prior)
-        valid = torch.from_numpy(np.stack([v for _, v in found]))[:, None].to(prior)
+        candidate = torch.from_numpy(np.stack([f.candidate for f in found])).permute(0, 3, 1, 2).to(prior)
+        valid = torch.from_numpy(np.stack([f.valid for f in found]))[:, None].to(prior)
         pasted = valid * candidate + (1.0 - valid) * prior
         return torch.cat([pasted, prior, valid], dim=1)
 
