@@ -62,12 +62,13 @@ CONSISTENCY_FLOOR = 0.25
 # frame (a wrong estimate); that frame is skipped rather than read whole.
 MAX_SOURCE_AREA_IN_TILES = 16
 # Lighting compensation of pasted content: matches measured on the known pixels within this many
-# px of the hole; below this many matches, or below this level (share of peak: noise and
-# black), a channel keeps its gain of 1; gains are limited to this factor either way (a larger
-# one is a wrong match, not an exposure change).
-LIGHTING_RING = 12
+# px of the hole (24 scored better than 6 and 12 on carphone); only pairs above this level
+# (share of peak: a ratio of dark, noisy values means little) count, and with fewer than this
+# many a channel keeps its gain of 1; gains are limited to this factor either way (a larger one
+# is a wrong match, not an exposure change).
+LIGHTING_RING = 24
 LIGHTING_MIN_MATCHES = 64
-LIGHTING_MIN_LEVEL = 0.02
+LIGHTING_MIN_LEVEL = 0.1
 LIGHTING_MAX_GAIN = 1.5
 
 
@@ -309,21 +310,23 @@ def propagate(
 
 def lighting_gains(ours: np.ndarray, theirs: np.ndarray) -> np.ndarray:
     """Per-channel gain that brings another frame's pixels to this frame's lighting, from
-    matching pixels ``ours`` and ``theirs`` (n, 3) in [-1, 1]: the ratio of their medians in
-    code values (0 = black), or 1 where the evidence is thin or dark.
+    matching pixels ``ours`` and ``theirs`` (n, 3) in [-1, 1]: the median of the pairs' ratios
+    in code values (0 = black), over pairs bright enough for a ratio to mean something; 1 where
+    the evidence is thin.
 
     Why a gain: an exposure change (film flicker, a camera's automatic exposure) multiplies
-    linear light, and for a power-law transfer that is a gain on code values too. Why medians:
-    the pairs are the same scene points, so under a gain the medians keep its ratio exactly,
-    while a pair misplaced by the flow (edges, occlusions) moves a median little."""
+    linear light, and for a power-law transfer that is a gain on code values too. Why a median
+    of per-pair ratios: a pair misplaced by the flow (edges, occlusions) is one outlier among
+    them, where a ratio of the two sides' medians drifts with what the misplaced pairs show
+    (measured on carphone without flicker: -0.16 dB for that form, -0.03 dB for this one)."""
     gains = np.ones(3, dtype=np.float32)
-    if len(ours) < LIGHTING_MIN_MATCHES:
-        return gains
-    our_medians = np.median((ours + 1.0) / 2.0, axis=0)
-    their_medians = np.median((theirs + 1.0) / 2.0, axis=0)
+    ours, theirs = (ours + 1.0) / 2.0, (theirs + 1.0) / 2.0
     for channel in range(3):
-        if their_medians[channel] >= LIGHTING_MIN_LEVEL and our_medians[channel] >= LIGHTING_MIN_LEVEL:
-            gains[channel] = np.clip(our_medians[channel] / their_medians[channel], 1 / LIGHTING_MAX_GAIN, LIGHTING_MAX_GAIN)
+        usable = (ours[:, channel] >= LIGHTING_MIN_LEVEL) & (theirs[:, channel] >= LIGHTING_MIN_LEVEL)
+        if usable.sum() < LIGHTING_MIN_MATCHES:
+            continue
+        log_ratio = np.median(np.log(ours[usable, channel] / theirs[usable, channel]))
+        gains[channel] = np.exp(np.clip(log_ratio, -np.log(LIGHTING_MAX_GAIN), np.log(LIGHTING_MAX_GAIN)))
     return gains
 
 
