@@ -279,16 +279,20 @@ def propagate(
         use = todo & shows
         if not use.any():
             continue
-        seen = around & shows if own is not None else np.zeros_like(use)
-        reached = use | seen
-        # The source region under the reached positions, with 2 px for the bicubic kernel.
-        top = max(0, int(np.floor(stage_y[reached].min())) - 2)
-        left = max(0, int(np.floor(stage_x[reached].min())) - 2)
-        bottom = min(stage_h, int(np.ceil(stage_y[reached].max())) + 3)
-        right = min(stage_w, int(np.ceil(stage_x[reached].max())) + 3)
-        if (bottom - top) * (right - left) > MAX_SOURCE_AREA_IN_TILES * tile.height * tile.width:
+        limit = MAX_SOURCE_AREA_IN_TILES * tile.height * tile.width
+        box = _source_box(stage_y, stage_x, use, stage_h, stage_w)
+        if box.height * box.width > limit:
             continue
-        box = Tile(top, left, bottom - top, right - left)
+        seen = around & shows if own is not None else np.zeros_like(use)
+        if seen.any():
+            # The lighting pairs widen the read where they fit; they never decide whether this
+            # frame supplies the hole (without them it would have).
+            wider = _source_box(stage_y, stage_x, use | seen, stage_h, stage_w)
+            if wider.height * wider.width <= limit:
+                box = wider
+        top, left, bottom, right = box.top, box.left, box.bottom, box.right
+        # (Pairs outside a box that could not widen are left out, not sampled off its border.)
+        seen &= (stage_y >= top) & (stage_y <= bottom - 1) & (stage_x >= left) & (stage_x <= right - 1)
         map_x, map_y = stage_x - left, stage_y - top
         # A source pixel next to the source's hole is part-hole after resampling: dilate by 1.
         source_hole = cv2.dilate(data.hole(source, box).astype(np.uint8), np.ones((3, 3), np.uint8))
@@ -306,6 +310,15 @@ def propagate(
         todo &= ~use
     found.candidate = np.clip(found.candidate, -1.0, 1.0)
     return found
+
+
+def _source_box(stage_y: np.ndarray, stage_x: np.ndarray, where: np.ndarray, height: int, width: int) -> Tile:
+    """The source region under the positions ``where``, with 2 px for the bicubic kernel."""
+    top = max(0, int(np.floor(stage_y[where].min())) - 2)
+    left = max(0, int(np.floor(stage_x[where].min())) - 2)
+    bottom = min(height, int(np.ceil(stage_y[where].max())) + 3)
+    right = min(width, int(np.ceil(stage_x[where].max())) + 3)
+    return Tile(top, left, bottom - top, right - left)
 
 
 def lighting_gains(ours: np.ndarray, theirs: np.ndarray) -> np.ndarray:
