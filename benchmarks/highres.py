@@ -1,7 +1,8 @@
 """High-resolution benchmark: progressive learning and grid inference at 1080p and 2160p.
 
     python benchmarks/highres.py [--resolutions 1080,2160] [--frames 8] [--iterations 300]
-        [--patch-iterations 200] [--width 8] [--working 480] [--device auto]
+        [--patch-iterations 200] [--preset fast] [--width N] [--working N] [--patch-size N]
+        [--batch 2] [--device auto]
         [--out results.json] [--write-markdown PATH]
 
 The shot is synthetic with exact ground truth: a real 5312x2988 photograph
@@ -99,22 +100,24 @@ def downscale(frames: np.ndarray, holes: np.ndarray, size: tuple[int, int]) -> t
 def bench_config(
     args: argparse.Namespace, max_stages: int, sampling: dict[str, Any] | None = None
 ) -> IIVIConfig:
-    base = preset("fast").with_overrides(
+    named = preset(args.preset)
+    base = named.with_overrides(
         iterations=args.iterations,
-        width=args.width,
-        working_long_side=args.working,
-        batch_size=2,
+        width=args.width or named.model.width,
+        working_long_side=args.working or named.train.working_long_side,
+        batch_size=args.batch,
         checkpoint_every=max(args.iterations, args.patch_iterations),
     )
+    patch_size = args.patch_size or named.progressive.patch_size
     sampling = dict(sampling or {})
     # Content propagation is a setting of its own, not of the progressive stages.
     propagation = sampling.pop("propagation", True)
     progressive = ProgressiveConfig(
         max_stages=max_stages,
         iterations=args.patch_iterations,
-        batch_size=2,
-        patch_size=args.patch_size,
-        tile_overlap=args.patch_size // 4,
+        batch_size=args.batch,
+        patch_size=patch_size,
+        tile_overlap=patch_size // 4,
         # Both resolutions on scratch disk: the same code path, and the same memory rule.
         in_memory_limit_bytes=0,
         **sampling,
@@ -199,9 +202,12 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--iterations", type=int, default=300, help="whole-frame stage steps")
     parser.add_argument("--patch-iterations", type=int, default=200, help="steps per patch stage")
-    parser.add_argument("--patch-size", type=int, default=256)
-    parser.add_argument("--width", type=int, default=8)
-    parser.add_argument("--working", type=int, default=480, help="whole-frame stage long side")
+    parser.add_argument("--preset", default="fast",
+                        help="the IIVI preset the settings start from (network, learning rate, regularizers)")
+    parser.add_argument("--patch-size", type=int, default=None, help="default: the preset's")
+    parser.add_argument("--width", type=int, default=None, help="network width; default: the preset's")
+    parser.add_argument("--working", type=int, default=None, help="whole-frame stage long side; default: the preset's")
+    parser.add_argument("--batch", type=int, default=2, help="frames (whole-frame stage) and patches per step")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--no-tile-timing", action="store_true", help="skip the mask-only vs all-tiles timing")
     parser.add_argument("--output-kinds", default="mkv",
@@ -224,7 +230,7 @@ def main() -> None:
     del photo
     resolutions = [int(r) for r in args.resolutions.split(",")]
     worker_args = {k: v for k, v in vars(args).items() if k in {
-        "iterations", "patch_iterations", "patch_size", "width", "working", "device"}}
+        "iterations", "patch_iterations", "patch_size", "width", "working", "device", "preset", "batch"}}
     results: dict[str, Any] = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads",

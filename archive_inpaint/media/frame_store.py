@@ -140,11 +140,12 @@ class FrameStore:
         top, bottom = max(0, top), min(self.shape[1], bottom)
         if self._memory is not None:
             return self._memory[index, top:bottom]
-        count = (bottom - top) * self._row_bytes
-        data = os.pread(self._fd, count, index * self._frame_bytes + top * self._row_bytes)
-        if len(data) != count:
+        rows = np.empty((bottom - top, *self.shape[2:]), dtype=self.dtype)
+        # Straight into the array: a 4K frame read through a bytes object was held twice.
+        count = os.preadv(self._fd, [memoryview(rows).cast("B")], index * self._frame_bytes + top * self._row_bytes)
+        if count != rows.nbytes:
             raise OSError(f"short read from the frame store {self.path}")
-        return np.frombuffer(data, dtype=self.dtype).reshape(bottom - top, *self.shape[2:]).copy()
+        return rows
 
     def region(self, index: int, top: int, left: int, height: int, width: int) -> np.ndarray:
         """The (height, width, C) region at (top, left); it must lie inside the frame."""

@@ -29,10 +29,10 @@ from .decode import open_video
 from .dpx import with_timecode
 from .encoders import FFV1_OPTIONS, H264_OPTIONS, SEQUENCE_PATTERN, ffv1_rgb_format, write_image_sequence
 from .errors import MediaError, quote
-from .frame_store import Frames
+from .frame_store import Frames, FrameStore
 from .images import list_images
 from .kinds import CONTAINER_BY_SUFFIX, SEQUENCE_SUFFIX, OutputKind
-from .native import BT709, LIMITED_RANGE, composite_native, convert, is_rgb_format, rgb_frame
+from .native import BT709, LIMITED_RANGE, composite_region, convert, is_rgb_format, rgb_frame, touched_box
 from .probe import ColourTags, SourceInfo
 from .rates import FPS_TAG, require_fps
 from .timecode import offset_timecode
@@ -43,6 +43,8 @@ _PRORES = {
     OutputKind.PRORES_422HQ: ({"profile": "3", "vendor": "apl0"}, ("yuv422p10le",)),
     OutputKind.PRORES_4444: ({"profile": "4", "vendor": "apl0"}, ("yuv444p10le", "yuva444p10le")),
 }
+# Rows per band when a filled frame is compared with the original (see ``_touched``).
+_COMPARE_ROWS = 256
 H265_OPTIONS = {"crf": "20", "x265-params": "log-level=error"}
 _CODEC = {
     OutputKind.FFV1_MKV: "ffv1",
@@ -167,21 +169,32 @@ def _moved_timecode(timecode: str, start: int, fps: Fraction) -> str | None:
         return None  # a malformed tag: leave it out rather than write a wrong one
 
 
-def _touched(index: int, original: Frames, filled: np.ndarray, holes: Frames, report: MasterReport) -> np.ndarray:
+def _rows(frames: Frames, index: int, top: int, bottom: int) -> np.ndarray:
+    if isinstance(frames, FrameStore):
+        return frames.rows(index, top, bottom)
+    return np.asarray(frames[index][top:bottom])
+
+
+def _touched(index: int, original: Frames, filled: Frames, holes: Frames, report: MasterReport) -> np.ndarray:
     """Frame ``index``'s touched pixels: its hole, plus any pixel the composite changed (the
     feather band), which is also counted into the report."""
-    hole = np.reshape(holes[index], filled.shape[:2]).astype(bool)
-    changed = (np.asarray(original[index]) != filled).any(axis=2)
-    report.changed_outside_holes = (report.changed_outside_holes or 0) + int((changed & ~hole).sum())
-    return hole | changed
+    height, width = filled.shape[1:3]
+    hole = np.reshape(holes[index], (height, width)).astype(bool)
+    touched = hole.copy()
+    # Compared in bands of rows, never whole frames: at 4K a whole frame of each, and their
+    # comparison, were held beside the encoder's buffers.
+    for top in range(0, height, _COMPARE_ROWS):
+        bottom = min(top + _COMPARE_ROWS, height)
+        touched[top:bottom] |= (_rows(original, index, top, bottom) != _rows(filled, index, top, bottom)).any(axis=2)
+    report.changed_outside_holes = (report.changed_outside_holes or 0) + int((touched & ~hole).sum())
+    return touched
 
 
 def _counted(filled: Frames, original: Frames, holes: Frames, report: MasterReport) -> Iterator[np.ndarray]:
     """``filled``'s frames, counting the pixels changed outside the holes as they go by."""
-    for index, pixels in enumerate(filled):
-        pixels = np.asarray(pixels)
-        _touched(index, original, pixels, holes, report)
-        yield pixels
+    for index in range(len(filled)):
+        _touched(index, original, filled, holes, report)
+        yield np.asarray(filled[index])
 
 
 def _source_frames(source: SourceInfo, start: int, count: int) -> Iterator[av.VideoFrame]:
@@ -224,9 +237,15 @@ def _pictures(
     count = len(filled)
     produced = 0
     for index, frame in enumerate(_source_frames(source, start, count)):
-        pixels = np.asarray(filled[index])
-        touched = _touched(index, original, pixels, holes, report)
-        yield composite_native(frame, pixels, touched, pix_fmt, matrix, colour_range)
+        touched = _touched(index, original, filled, holes, report)
+        # Only the fill's pixels around the touched ones are read (see native.touched_box).
+        box = touched_box(touched)
+        fill = None if box is None else _rows(filled, index, box[0], box[1])[:, box[2] : box[3]]
+        picture = composite_region(frame, fill, touched, box, pix_fmt, matrix, colour_range)
+        # Only the picture is needed while it is encoded (at 4K each of these is tens of MB).
+        del frame, fill, touched
+        yield picture
+        del picture
         produced += 1
     if produced != count:
         raise MediaError(
@@ -395,6 +414,7 @@ def _encode_pictures(
             audio.mux_until(Fraction(picture.pts) * time_base)
         for packet in stream.encode(picture):
             output.mux(packet)
+        del picture  # not held while the next picture is made
     for packet in stream.encode(None):  # flush delayed (B-)frames
         output.mux(packet)
     if audio is not None:

@@ -102,6 +102,34 @@ def plane_mask(touched: np.ndarray, rows: int, columns: int) -> np.ndarray:
     return padded.reshape(rows, step_y, columns, step_x).all(axis=(1, 3))
 
 
+# The fill is converted only over the touched pixels' bounding box, grown by this margin and
+# aligned to this grid: at 4K a whole-frame conversion of a small hole's fill cost more memory
+# than the frame itself (the RGB array, its converted copy, full-frame masks). The margin keeps
+# swscale's chroma filter taps and edge handling away from every sample that is used, and the
+# alignment keeps chroma subsampling and ordered dither in phase with the whole frame, so the
+# samples taken are the ones a whole-frame conversion gives (tests compare the two).
+_FILL_MARGIN = 32
+_FILL_ALIGN = 64
+
+
+def touched_box(touched: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(top, bottom, left, right) of the region whose fill is converted, or None if nothing is
+    touched: the touched pixels' bounding box, grown and aligned (see ``_FILL_MARGIN``)."""
+    rows, columns = np.flatnonzero(touched.any(axis=1)), np.flatnonzero(touched.any(axis=0))
+    if rows.size == 0:
+        return None
+    height, width = touched.shape
+
+    def span(first: int, last: int, size: int) -> tuple[int, int]:
+        low = max(0, (first - _FILL_MARGIN) // _FILL_ALIGN * _FILL_ALIGN)
+        high = min(size, -(-(last + 1 + _FILL_MARGIN) // _FILL_ALIGN) * _FILL_ALIGN)
+        return low, high
+
+    top, bottom = span(int(rows[0]), int(rows[-1]), height)
+    left, right = span(int(columns[0]), int(columns[-1]), width)
+    return top, bottom, left, right
+
+
 def composite_native(
     source: av.VideoFrame,
     filled_rgb: np.ndarray,
@@ -116,6 +144,22 @@ def composite_native(
     fill goes to YUV with the matrix and range the source frame was decoded with (its own tags,
     else ``matrix`` / ``colour_range``), so the fill's colours come back as the network made them.
     """
+    box = touched_box(touched)
+    fill = None if box is None else filled_rgb[box[0] : box[1], box[2] : box[3]]
+    return composite_region(source, fill, touched, box, pix_fmt, matrix, colour_range)
+
+
+def composite_region(
+    source: av.VideoFrame,
+    fill_rgb: np.ndarray | None,
+    touched: np.ndarray,
+    box: tuple[int, int, int, int] | None,
+    pix_fmt: str,
+    matrix: int | None = None,
+    colour_range: int | None = None,
+) -> av.VideoFrame:
+    """``composite_native`` given only the fill inside ``box`` (``touched_box(touched)``), so a
+    caller reading frames from disk never holds a whole filled frame."""
     matrix, colour_range = frame_matrix(source, matrix), frame_range(source, colour_range)
     base = convert(source, pix_fmt, matrix, colour_range)
     if base is source:
@@ -123,15 +167,23 @@ def composite_native(
         base = av.VideoFrame(source.width, source.height, pix_fmt)
         for index in range(len(source.planes)):
             plane_view(base, index)[...] = plane_view(source, index)
-    if not touched.any():
+    if box is None:
         return base
-    fill = convert(rgb_frame(filled_rgb), pix_fmt, matrix, colour_range)
+    top, bottom, left, right = box
+    fill = convert(rgb_frame(fill_rgb), pix_fmt, matrix, colour_range)
+    region = touched[top:bottom, left:right]
     for index in range(len(base.planes)):
-        target, values = plane_view(base, index), plane_view(fill, index)
-        plane = base.planes[index]
-        mask = plane_mask(touched, plane.height, plane.width)
-        per_pixel = target.shape[1] // plane.width
+        plane, fill_plane = base.planes[index], fill.planes[index]
+        # The box's corner is a multiple of the alignment, so it falls on a sample of every plane.
+        row = top * plane.height // source.height
+        column = left * plane.width // source.width
+        values = plane_view(fill, index)
+        mask = plane_mask(region, fill_plane.height, fill_plane.width)
+        per_pixel = values.shape[1] // fill_plane.width
         if per_pixel > 1:
             mask = np.repeat(mask, per_pixel, axis=1)
+        target = plane_view(base, index)[
+            row : row + fill_plane.height, column * per_pixel : (column + fill_plane.width) * per_pixel
+        ]
         target[mask] = values[mask]
     return base
