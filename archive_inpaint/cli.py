@@ -163,7 +163,7 @@ def inpaint(
         int | None, typer.Option(help="End frame (exclusive); default: the last frame.", min=1)
     ] = None,
     fps: Annotated[
-        str | None, typer.Option(help="Frame rate of an image sequence, e.g. 24000/1001.")
+        str | None, typer.Option(help="Frame rate of an image sequence, e.g. 24000/1001; default: the rate a DPX header states, else 24.")
     ] = None,
     dilate: Annotated[int, typer.Option(help="Grow the mask by this many pixels.", min=0)] = 0,
     mask_mode: Annotated[

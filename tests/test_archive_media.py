@@ -590,3 +590,41 @@ def test_cli_writes_provenance_with_content_hashes(tmp_path, holes):
     assert timings["total_seconds"] >= timings["train_seconds"] + timings["fill_seconds"]
     for name in ("out.contact.png", "out.diff.png", "out.preview.mp4", "out.thumb.png"):
         assert (tmp_path / name).is_file() and name in record["outputs"]
+
+
+def _write_dpx_scan(folder: Path, frames: int, header) -> None:
+    """10-bit DPX files; ``header(data)`` adds (or not) the film and TV headers."""
+    folder.mkdir()
+    encoder = av.codec.CodecContext.create("dpx", "w")
+    encoder.width, encoder.height, encoder.pix_fmt = 48, 32, "gbrp10le"
+    encoder.time_base = Fraction(1, 24)
+    for index, pixels in enumerate(rgb16_frames(frames)):
+        frame = av.VideoFrame.from_ndarray(pixels, format="rgb48le").reformat(format="gbrp10le")
+        data = b"".join(bytes(p) for p in encoder.encode(frame))
+        (folder / f"scan_{index:07d}.dpx").write_bytes(header(data))
+
+
+def test_a_dpx_scan_runs_at_the_rate_its_headers_state(tmp_path, holes):
+    """No --fps: the rate the DPX header states (23.976 as a float is 24000/1001, exactly), and
+    the output's headers state it again; --fps overrides it; no stated rate: 24."""
+    ntsc = tmp_path / "ntsc"
+    _write_dpx_scan(ntsc, FRAMES, lambda data: with_timecode(data, "01:00:00:00", NTSC_FILM))
+    assert read_frames(ntsc).fps == NTSC_FILM
+    assert read_frames(ntsc, fps=Fraction(25)).fps == 25
+    outputs, _ = _run(ntsc, _mask_folder(tmp_path / "m", holes), tmp_path / "restored")
+    assert read_frames(outputs.video).fps == NTSC_FILM
+
+    # A tool that wrote the rate rounded to two decimals means the same rate.
+    rounded = tmp_path / "rounded"
+
+    def rounded_rate(data: bytes) -> bytes:
+        tagged = bytearray(with_timecode(data, "01:00:00:00", Fraction(24)))
+        struct.pack_into("<f", tagged, 1724, 29.97)  # film header's frame rate (file is little-endian)
+        return bytes(tagged)
+
+    _write_dpx_scan(rounded, 2, rounded_rate)
+    assert read_frames(rounded).fps == Fraction(30000, 1001)
+
+    plain = tmp_path / "plain"
+    _write_dpx_scan(plain, 2, lambda data: data)  # FFmpeg's encoder states no rate
+    assert read_frames(plain).fps == 24

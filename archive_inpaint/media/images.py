@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -10,6 +11,7 @@ import cv2
 import numpy as np
 
 from .errors import MediaError, quote
+from .rates import stated_rate
 
 # DPX (the film-scan format, 10-bit log or 16-bit) is read by FFmpeg: OpenCV has no DPX reader.
 DPX_SUFFIXES = frozenset({".dpx"})
@@ -95,3 +97,21 @@ def _read_dpx(path: Path, name: str) -> np.ndarray:
         raise MediaError(f"{name} is not a readable image: {exc}") from exc
     deep = max(component.bits for component in frame.format.components) > 8
     return frame.to_ndarray(format="bgr48le" if deep else "bgr24")
+
+
+def header_rate(path: Path) -> Fraction | None:
+    """The frame rate an image file's header states (a DPX scan's film or TV header, which
+    FFmpeg's DPX decoder reads), or None: other formats have no timing, and a DPX header may
+    leave the rate undefined (FFmpeg's own DPX encoder writes none)."""
+    if path.suffix.lower() not in DPX_SUFFIXES:
+        return None
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            next(container.decode(stream))
+            rate = stream.codec_context.framerate
+    except (av.FFmpegError, OSError, StopIteration):
+        return None  # the frame reader names the file and its problem
+    if not rate or rate <= 0:
+        return None
+    return stated_rate(Fraction(rate))

@@ -64,3 +64,17 @@ def refine_rate(
         if _close(container_rate, candidate):
             return candidate
     return container_rate
+
+
+# A rate a file states as a decimal (a DPX header's 32-bit float, often rounded by the tool that
+# wrote it: "23.98", "29.97") within this share of a whole or NTSC rate is that rate.
+STATED_RATE_TOLERANCE = Fraction(1, 2000)
+
+
+def stated_rate(value: Fraction) -> Fraction:
+    """The exact rate behind a decimal one: 23.976 or 23.98 -> 24000/1001, 25.0 -> 25; a rate
+    near neither is kept as it is."""
+    for candidate in (Fraction(round(value)), *_NTSC_RATES):
+        if candidate > 0 and abs(value - candidate) <= STATED_RATE_TOLERANCE * candidate:
+            return candidate
+    return value

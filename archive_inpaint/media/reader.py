@@ -21,7 +21,7 @@ import numpy as np
 from .decode import RGB_FORMATS, decode_range, open_video, stream_rate
 from .errors import MediaError, quote
 from .frame_store import DEFAULT_IN_MEMORY_LIMIT, FrameStore
-from .images import is_image_file, list_images, read_image_raw, to_rgb
+from .images import header_rate, is_image_file, list_images, read_image_raw, to_rgb
 from .masks import read_masks, read_masks_to_store
 from .ranges import check_range_args, check_range_in_file
 from .rates import require_fps
@@ -36,7 +36,8 @@ __all__ = [
     "read_masks_to_store",
 ]
 
-# Still images carry no timing; 24 is the film rate most scanned archives use.
+# Still images carry no timing (a DPX header may state a rate: see _sequence_rate); 24 is the
+# film rate most scanned archives use.
 DEFAULT_IMAGE_FPS = Fraction(24)
 
 # Capacity of a video's store when its container declares neither a frame count nor a duration
@@ -136,7 +137,7 @@ def read_frames(
         return _read_video(source, str(path), label, start, end, requested)
     check_range_in_file(len(files), start, end, label)
     frames = _read_images(files[start:end], label, _in_memory).to_array()
-    rate = requested if requested is not None else DEFAULT_IMAGE_FPS
+    rate = _sequence_rate(files, requested)
     return FrameSequence(frames=frames, fps=rate, path=str(path), bit_depth=_depth(frames))
 
 
@@ -174,7 +175,7 @@ def read_frames_to_store(
         return FrameStore.create(shape, dtype, scratch=scratch, in_memory_limit=in_memory_limit)
 
     store = _read_images(files[start:end], label, allocate)
-    rate = requested if requested is not None else DEFAULT_IMAGE_FPS
+    rate = _sequence_rate(files, requested)
     return StoredFrames(store=store, fps=rate, path=str(path), bit_depth=_depth(store))
 
 
@@ -203,6 +204,14 @@ def _locate(
     if is_image_file(source):
         return source, [source], requested
     return source, None, requested
+
+
+def _sequence_rate(files: list[Path], requested: Fraction | None) -> Fraction:
+    """An image sequence's rate: the one asked for (a scan's header rate is often wrong, and the
+    user knows), else the one its first file's header states (DPX), else DEFAULT_IMAGE_FPS."""
+    if requested is not None:
+        return requested
+    return header_rate(files[0]) or DEFAULT_IMAGE_FPS
 
 
 def _video_rate(
