@@ -255,10 +255,11 @@ class ContentPropagationConfig:
     patch_stages: bool = True
     # A whole-frame (single-stage) fill takes the content found in place of its own pixels.
     whole_frame_fill: bool = True
-    # The whole-frame fill brings each source frame's content to the hole's frame's lighting (a
-    # per-channel gain measured around the hole): film flicker and automatic exposure otherwise
-    # paste a brighter or darker patch. The patch stages get the content as it is (their network
-    # sees the known pixels around it and can learn the correction on pseudo-holes).
+    # Each source frame's content is brought to the hole's frame's lighting (a per-channel gain
+    # measured on known pixels around the hole: the whole frame's for the whole-frame fill, the
+    # tile's for a patch stage): film flicker and automatic exposure otherwise paste a brighter or
+    # darker patch. The patch stages' network did not learn that correction itself (360p pan,
+    # +-10% flicker: 33.48 dB without, 41.72 dB with; BENCHMARKS.md, high resolution).
     lighting: bool = True
     radius: int = 16
     # Memory for flow fields kept once computed (8 bytes per pixel of the working size each:

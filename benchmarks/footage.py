@@ -243,20 +243,19 @@ def with_exposure_flicker(clip: BenchmarkClip, amplitude: float, seed: int = 0) 
     """``clip`` with film flicker: every frame (input and truth alike) multiplied by its own
     exposure gain, drawn uniformly from [1 - amplitude, 1 + amplitude] (seeded). Content taken
     from another frame then carries that frame's exposure: what lighting compensation is for."""
-    if not 0.0 < amplitude < 1.0:
-        raise SystemExit(f"--flicker must be between 0 and 1, got {amplitude}")
-    gains = np.random.default_rng(seed).uniform(1.0 - amplitude, 1.0 + amplitude, clip.num_frames)
-
-    def expose(frames: np.ndarray) -> np.ndarray:
-        shaped = np.broadcast_to(frames, clip.frames.shape)
-        return np.stack(
-            [np.clip(np.rint(frame * gain), 0, 255).astype(np.uint8) for frame, gain in zip(shaped, gains)]
-        )
-
     return replace(
         clip,
         name=f"{clip.name}-flicker{amplitude:g}",
         description=f"{clip.description}; exposure flicker: each frame x U[{1 - amplitude:g}, {1 + amplitude:g}] (seed {seed})",
-        frames=expose(clip.frames),
-        truth=expose(clip.truth),
+        frames=exposure_flicker(np.broadcast_to(clip.frames, clip.frames.shape), amplitude, seed),
+        truth=exposure_flicker(np.broadcast_to(clip.truth, clip.frames.shape), amplitude, seed),
     )
+
+
+def exposure_flicker(frames: np.ndarray, amplitude: float, seed: int = 0) -> np.ndarray:
+    """(T, H, W, 3) uint8 frames, each multiplied by its own gain from U[1 - A, 1 + A] (seeded:
+    the same seed gives the same gains, so input and truth flicker together)."""
+    if not 0.0 < amplitude < 1.0:
+        raise SystemExit(f"--flicker must be between 0 and 1, got {amplitude}")
+    gains = np.random.default_rng(seed).uniform(1.0 - amplitude, 1.0 + amplitude, len(frames))
+    return np.stack([np.clip(np.rint(frame * gain), 0, 255).astype(np.uint8) for frame, gain in zip(frames, gains)])

@@ -54,6 +54,7 @@ from archive_inpaint.media.frame_store import FrameStore  # noqa: E402
 from archive_inpaint.training.stage_data import StageData  # noqa: E402
 from archive_inpaint.media import read_frames, write_frames  # noqa: E402
 from archive_inpaint.pipeline import ShotInputs, inpaint_files, resolve_device  # noqa: E402
+from benchmarks.footage import exposure_flicker  # noqa: E402
 from benchmarks.metrics import peak_rss_mib, score_hole  # noqa: E402
 
 PHOTO = REPO_ROOT.parent / "shared" / "footage" / "seeding-5312x2988.jpg"
@@ -112,6 +113,7 @@ def bench_config(
     sampling = dict(sampling or {})
     # Content propagation is a setting of its own, not of the progressive stages.
     propagation = sampling.pop("propagation", True)
+    lighting = sampling.pop("lighting", True)
     progressive = ProgressiveConfig(
         max_stages=max_stages,
         iterations=args.patch_iterations,
@@ -122,7 +124,7 @@ def bench_config(
         in_memory_limit_bytes=0,
         **sampling,
     )
-    return dataclasses.replace(base, progressive=progressive).with_overrides(propagation=propagation)
+    return dataclasses.replace(base, progressive=progressive).with_overrides(propagation=propagation, lighting=lighting)
 
 
 def run_worker(job: dict[str, Any]) -> None:
@@ -217,6 +219,10 @@ def main() -> None:
     parser.add_argument("--band-widths", default="", help="extra runs with these band widths (px), e.g. 8,32")
     parser.add_argument("--compare-plain", action="store_true",
                         help="also train the patch stages without propagated content (same whole-frame network)")
+    parser.add_argument("--compare-lighting", action="store_true",
+                        help="also train the patch stages on propagated content without lighting compensation")
+    parser.add_argument("--flicker", type=float, default=None,
+                        help="give every frame (input and truth) its own exposure gain in [1-A, 1+A]: film flicker")
     parser.add_argument("--scratch", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--write-markdown", type=Path, default=None)
@@ -228,6 +234,8 @@ def main() -> None:
     print(f"rendering {args.frames} frames at 3840x2160 from {PHOTO.name}", file=sys.stderr)
     frames_4k, holes_4k = render_shot(photo, args.frames)
     del photo
+    if args.flicker is not None:
+        frames_4k = exposure_flicker(frames_4k, args.flicker)
     resolutions = [int(r) for r in args.resolutions.split(",")]
     worker_args = {k: v for k, v in vars(args).items() if k in {
         "iterations", "patch_iterations", "patch_size", "width", "working", "device", "preset", "batch"}}
@@ -236,7 +244,7 @@ def main() -> None:
         "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads",
         "torch": torch.__version__,
         "command": " ".join(["python", "benchmarks/highres.py", *sys.argv[1:]]),
-        "settings": worker_args | {"frames": args.frames},
+        "settings": worker_args | {"frames": args.frames, "flicker": args.flicker},
         "runs": {},
     }
     with tempfile.TemporaryDirectory(prefix="archive-inpaint-highres-", dir=args.scratch) as tmp:
@@ -255,6 +263,9 @@ def main() -> None:
             variants: list[tuple[str, int, dict[str, Any]]] = [
                 ("progressive", 4, {}), ("coarse-only", 1, {"propagation": False})
             ]
+            if args.compare_lighting:
+                # The same stages given the same content, each source's as it was lit.
+                variants.append(("progressive-no-lighting", 4, {"lighting": False}))
             if args.compare_plain:
                 # The patch stages as they were before propagation: the coarse prior only.
                 variants.append(("progressive-plain", 4, {"propagation": False}))
@@ -311,7 +322,7 @@ def to_markdown(results: dict[str, Any]) -> str:
     ]
     for name, run in runs.items():
         methods = ["progressive", "coarse-only"] + [
-            m for m in run if isinstance(run[m], dict) and (m.endswith("-out") or m == "progressive-plain")
+            m for m in run if isinstance(run[m], dict) and (m.endswith("-out") or m in ("progressive-plain", "progressive-no-lighting"))
         ]
         for method in methods:
             r = run[method]

@@ -14,8 +14,9 @@ from archive_inpaint.inference.tiles import Tile, tile_grid, tiles_touching
 from archive_inpaint.media.frame_store import FrameStore
 from archive_inpaint.models.iivi_net import IIVINet, IIVINetConfig
 from archive_inpaint.pipeline import inpaint_arrays, inpaint_stores
-from archive_inpaint.training.stage_data import resample_onto
-from archive_inpaint.training.stages import plan_stages
+from archive_inpaint.training.patch_trainer import patch_stage_fingerprint
+from archive_inpaint.training.stage_data import StageData, resample_onto
+from archive_inpaint.training.stages import Stage, plan_stages
 from engine_fixtures import tiny_config
 
 CPU = torch.device("cpu")
@@ -175,3 +176,16 @@ def test_bf16_precision_reaches_the_patch_stages():
     patch_convs = [m for m in result.final_stage.network.modules() if isinstance(m, torch.nn.Conv2d)]
     assert patch_convs and all(conv_outputs[id(conv)] == {torch.bfloat16} for conv in patch_convs)
     assert (result.frames[~holes] == frames[~holes]).all()
+
+
+def test_a_patch_stage_trained_without_lighting_is_not_resumed_with_it():
+    """Lighting compensation changes the content a patch stage is given, so it is part of the
+    stage's checkpoint fingerprint; without propagation there is no content, and it is not."""
+    frames, holes = _panning_shot(num_frames=2)
+    data = StageData(FrameStore.from_array(frames), FrameStore.from_array(holes), Stage(1, 96, 160))
+
+    def fingerprint(**overrides):
+        return patch_stage_fingerprint("base", 1, data, _config().with_overrides(**overrides))
+
+    assert fingerprint(lighting=True) != fingerprint(lighting=False)
+    assert fingerprint(propagation=False, lighting=True) == fingerprint(propagation=False, lighting=False)

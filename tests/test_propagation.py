@@ -159,6 +159,27 @@ def test_an_untrained_patch_stage_starts_from_the_propagated_content():
     assert np.mean(error < 0.05) > 0.9
 
 
+def test_a_patch_stage_with_lighting_is_given_content_at_its_frames_exposure():
+    """Film flicker under a patch stage: the content other frames show of the hole, as the
+    stage is given it (here through an untrained stage, which returns it), carries each source's
+    exposure unless brought to the hole's frame's lighting, from the tile's own pixels."""
+    truth, _, holes = _shot(moving_hole=True)
+    exposures = np.array([1.0, 1.2, 0.8, 1.15, 0.85, 1.1])
+    shot = np.clip(np.rint((truth * 0.6 + 30) * exposures[:, None, None, None]), 0, 255).astype(np.uint8)
+    stored = shot.copy()
+    stored[holes] = 255
+    network = IIVINet(IIVINetConfig(width=4, prior_channels=prior_channels(True))).eval()
+    errors = {}
+    for lighting in (False, True):
+        predictor = PatchStagePredictor(
+            network, _stage_data(stored, holes), _ZeroPrior(), ProgressiveConfig(patch_size=64, tile_overlap=16),
+            CPU, _motion(truth, holes), lighting=lighting,
+        )
+        filled = predictor.predict([2], [Tile(0, 0, HEIGHT, WIDTH)])[0].permute(1, 2, 0).numpy()
+        errors[lighting] = float(np.abs(filled - _unit(shot[2]))[holes[2]].mean())
+    assert errors[True] < 0.4 * errors[False], errors
+
+
 def test_a_patch_stage_refuses_a_network_for_the_other_prior():
     truth, stored, holes = _shot(moving_hole=True)
     plain = IIVINet(IIVINetConfig(width=4, prior_channels=prior_channels(False)))

@@ -361,7 +361,7 @@ def paste_propagated(
         hole = holes.frame(index)[..., 0].astype(bool)
         if not hole.any():
             continue
-        around = _ring(hole, LIGHTING_RING) if lighting else None
+        around = lighting_ring(hole) if lighting else None
         pieces = []
         for tile in tiles_touching(hole, grid, 0):
             rows, cols = slice(tile.top, tile.bottom), slice(tile.left, tile.right)
@@ -370,17 +370,39 @@ def paste_propagated(
         gains = _gains_per_source([found for _, _, found in pieces]) if lighting else {}
         filled = output.frame(index)
         for rows, cols, found in pieces:
-            candidate = found.candidate
-            for source, gain in gains.items():
-                from_source = found.origin == source
-                if from_source.any():
-                    candidate[from_source] = (candidate[from_source] + 1.0) * gain - 1.0
-            values = np.clip(np.rint((candidate[found.valid] + 1.0) * (peak / 2.0)), 0, peak)
+            apply_lighting(found, gains)
+            values = np.clip(np.rint((found.candidate[found.valid] + 1.0) * (peak / 2.0)), 0, peak)
             filled[rows, cols][found.valid] = values.astype(output.dtype)
             found_pixels += int(found.valid.sum())
         total += int(hole.sum())
         output.write(index, filled)
     return found_pixels / total if total else 0.0
+
+
+def apply_lighting(found: Found, gains: dict[int, np.ndarray]) -> None:
+    """Bring each source frame's content in ``found`` to this frame's lighting, in place."""
+    for source, gain in gains.items():
+        from_source = found.origin == source
+        if from_source.any():
+            found.candidate[from_source] = np.clip((found.candidate[from_source] + 1.0) * gain - 1.0, -1.0, 1.0)
+
+
+def propagate_in_lighting(
+    motion: ShotMotion, data: StageData, frame: int, tile: Tile, wanted: np.ndarray, extra_hole: np.ndarray | None = None
+) -> Found:
+    """``propagate`` for one tile, each source's content brought to this frame's lighting with
+    gains measured on the tile's own known pixels around ``wanted`` (a patch stage sees one tile
+    at a time, in training as in inference)."""
+    around = lighting_ring(wanted) if wanted.any() else None
+    found = propagate(motion, data, frame, tile, wanted, extra_hole, around)
+    if around is not None:
+        apply_lighting(found, _gains_per_source([found]))
+    return found
+
+
+def lighting_ring(hole: np.ndarray) -> np.ndarray:
+    """The known pixels around ``hole`` where lighting is compared (within ``LIGHTING_RING`` px)."""
+    return _ring(hole, LIGHTING_RING)
 
 
 def _ring(hole: np.ndarray, width: int) -> np.ndarray:
