@@ -18,7 +18,7 @@ import pytest
 
 from archive_inpaint.media import MediaError, read_frames
 from archive_inpaint.media.boxes import Box
-from archive_inpaint.media.dpx import with_timecode
+from archive_inpaint.media.dpx import with_industry_headers
 from archive_inpaint.media.images import list_images
 from archive_inpaint.media.kinds import OutputKind, default_output_kind, output_kind_for, output_suffix
 from archive_inpaint.media.master import Timing, check_output, write_master
@@ -187,7 +187,7 @@ def test_dpx_scans_keep_each_frames_timecode(tmp_path, holes):
         frame = av.VideoFrame.from_ndarray(pixels, format="rgb48le").reformat(format="gbrp10le")
         data = b"".join(bytes(p) for p in encoder.encode(frame))
         plain.append(data)
-        (folder / f"scan_{index:07d}.dpx").write_bytes(with_timecode(data, f"01:00:00:{20 + index:02d}", Fraction(24)))
+        (folder / f"scan_{index:07d}.dpx").write_bytes(with_industry_headers(data, Fraction(24), f"01:00:00:{20 + index:02d}"))
     tagged = list_images(folder)[0].read_bytes()
     assert len(tagged) == struct.unpack_from("<I", tagged, 16)[0] == len(plain[0]) + 384
     assert struct.unpack_from("<I", tagged, 4)[0] == struct.unpack_from("<I", tagged, 808)[0] == 2048
@@ -608,7 +608,7 @@ def test_a_dpx_scan_runs_at_the_rate_its_headers_state(tmp_path, holes):
     """No --fps: the rate the DPX header states (23.976 as a float is 24000/1001, exactly), and
     the output's headers state it again; --fps overrides it; no stated rate: 24."""
     ntsc = tmp_path / "ntsc"
-    _write_dpx_scan(ntsc, FRAMES, lambda data: with_timecode(data, "01:00:00:00", NTSC_FILM))
+    _write_dpx_scan(ntsc, FRAMES, lambda data: with_industry_headers(data, NTSC_FILM, "01:00:00:00"))
     assert read_frames(ntsc).fps == NTSC_FILM
     assert read_frames(ntsc, fps=Fraction(25)).fps == 25
     outputs, _ = _run(ntsc, _mask_folder(tmp_path / "m", holes), tmp_path / "restored")
@@ -618,7 +618,7 @@ def test_a_dpx_scan_runs_at_the_rate_its_headers_state(tmp_path, holes):
     rounded = tmp_path / "rounded"
 
     def rounded_rate(data: bytes) -> bytes:
-        tagged = bytearray(with_timecode(data, "01:00:00:00", Fraction(24)))
+        tagged = bytearray(with_industry_headers(data, Fraction(24)))
         struct.pack_into("<f", tagged, 1724, 29.97)  # film header's frame rate (file is little-endian)
         return bytes(tagged)
 
@@ -628,3 +628,12 @@ def test_a_dpx_scan_runs_at_the_rate_its_headers_state(tmp_path, holes):
     plain = tmp_path / "plain"
     _write_dpx_scan(plain, 2, lambda data: data)  # FFmpeg's encoder states no rate
     assert read_frames(plain).fps == 24
+
+    # A video without a timecode, restored to DPX: its files state the video's rate.
+    mov = encode(tmp_path / "reel.mov", rgb16_frames(FRAMES), codec="prores_ks", pix_fmt="yuv422p10le",
+                 container="mov", fps=NTSC_FILM, options={"profile": "3"})
+    outputs, _ = inpaint_files(ShotInputs(video=mov, mask=_mask_folder(tmp_path / "m2", holes)), tmp_path / "frames",
+                               tiny_config(2), CPU, "dpx")
+    assert read_frames(outputs.video).fps == NTSC_FILM
+    # Its timecode is undefined (FFmpeg's decoder says 00:00:00;00 for that), so it has none.
+    assert probe_source(outputs.video).timecode is None

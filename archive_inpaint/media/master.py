@@ -26,7 +26,7 @@ import numpy as np
 from .atomic import atomic_directory, atomic_file
 from .containers import container_problem, stored_colour
 from .decode import open_video
-from .dpx import with_timecode
+from .dpx import with_industry_headers
 from .encoders import FFV1_OPTIONS, H264_OPTIONS, SEQUENCE_PATTERN, ffv1_rgb_format, write_image_sequence
 from .errors import MediaError, quote
 from .frame_store import Frames, FrameStore
@@ -303,9 +303,9 @@ def _write_sequence(filled, path, kind, source, start, original, holes, report, 
             picture.pts = index
             # DPX is intra-only: each frame comes out as one packet, at once.
             data = b"".join(bytes(packet) for packet in encoder.encode(picture))
-            if report.timecode:
-                # Each file carries its own frame's timecode, as a scanner writes them.
-                data = with_timecode(data, offset_timecode(report.timecode, index, fps), fps)
+            # Each file carries the rate and its own frame's timecode, as a scanner writes them.
+            timecode = offset_timecode(report.timecode, index, fps) if report.timecode else None
+            data = with_industry_headers(data, fps, timecode)
             (folder / SEQUENCE_PATTERN.format(index=index, suffix=".dpx")).write_bytes(data)
 
 

@@ -13,6 +13,7 @@ import av
 
 from .decode import open_video
 from .errors import MediaError, quote
+from .dpx import states_timecode
 from .images import DPX_SUFFIXES, is_image_file, list_images
 
 # Codec names of image files, by suffix (image sequences are decoded as stills).
@@ -127,8 +128,9 @@ def _probe_image(path: str, first: Path) -> SourceInfo:
         pix_fmt=frame.format.name,
         component_bits=max(component.bits for component in frame.format.components),
         colour=_colour(None, frame),
-        # FFmpeg reads a DPX file's TV-header timecode into the frame's metadata.
-        timecode=frame.metadata.get("timecode") or None,
+        # FFmpeg reads a DPX file's TV-header timecode into the frame's metadata (an undefined
+        # one too: see dpx.states_timecode).
+        timecode=(frame.metadata.get("timecode") or None) if codec != "dpx" or states_timecode(first) else None,
     )
 
 
