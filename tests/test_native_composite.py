@@ -10,7 +10,7 @@ import pytest
 from archive_inpaint.media.native import (
     BT709,
     LIMITED_RANGE,
-    composite_native,
+    composite_region,
     convert,
     plane_mask,
     plane_view,
@@ -63,7 +63,9 @@ def test_region_composite_equals_whole_frame_composite(pix_fmt, deep, height, wi
     source = convert(rgb_frame(original), pix_fmt, BT709, LIMITED_RANGE)
     for _ in range(3):
         touched = _blobs(rng, height, width)
-        made = composite_native(source, filled, touched, pix_fmt, BT709, LIMITED_RANGE)
+        box = touched_box(touched)
+        fill = filled[box[0] : box[1], box[2] : box[3]]
+        made = composite_region(source, fill, touched, box, pix_fmt, BT709, LIMITED_RANGE)
         expected = _whole_frame_composite(source, filled, touched, pix_fmt, BT709, LIMITED_RANGE)
         for index, plane in enumerate(expected):
             np.testing.assert_array_equal(plane_view(made, index), plane, err_msg=f"plane {index}")

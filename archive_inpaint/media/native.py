@@ -130,25 +130,6 @@ def touched_box(touched: np.ndarray) -> tuple[int, int, int, int] | None:
     return top, bottom, left, right
 
 
-def composite_native(
-    source: av.VideoFrame,
-    filled_rgb: np.ndarray,
-    touched: np.ndarray,
-    pix_fmt: str,
-    matrix: int | None = None,
-    colour_range: int | None = None,
-) -> av.VideoFrame:
-    """The source frame in ``pix_fmt`` with the touched samples taken from ``filled_rgb``.
-
-    When ``source`` is already in ``pix_fmt`` its untouched samples are returned unchanged.  The
-    fill goes to YUV with the matrix and range the source frame was decoded with (its own tags,
-    else ``matrix`` / ``colour_range``), so the fill's colours come back as the network made them.
-    """
-    box = touched_box(touched)
-    fill = None if box is None else filled_rgb[box[0] : box[1], box[2] : box[3]]
-    return composite_region(source, fill, touched, box, pix_fmt, matrix, colour_range)
-
-
 def composite_region(
     source: av.VideoFrame,
     fill_rgb: np.ndarray | None,
@@ -158,8 +139,14 @@ def composite_region(
     matrix: int | None = None,
     colour_range: int | None = None,
 ) -> av.VideoFrame:
-    """``composite_native`` given only the fill inside ``box`` (``touched_box(touched)``), so a
-    caller reading frames from disk never holds a whole filled frame."""
+    """The source frame in ``pix_fmt`` with the touched samples taken from the fill, given only
+    inside ``box`` (``touched_box(touched)``; None when nothing is touched), so a caller reading
+    frames from disk never holds a whole filled frame.
+
+    When ``source`` is already in ``pix_fmt`` its untouched samples are returned unchanged.  The
+    fill goes to YUV with the matrix and range the source frame was decoded with (its own tags,
+    else ``matrix`` / ``colour_range``), so the fill's colours come back as the network made them.
+    """
     matrix, colour_range = frame_matrix(source, matrix), frame_range(source, colour_range)
     base = convert(source, pix_fmt, matrix, colour_range)
     if base is source:
