@@ -15,9 +15,10 @@ encoded (``containers.container_problem``), naming the file and pointing to .mkv
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import partial
 from pathlib import Path
 
 import av
@@ -175,17 +176,20 @@ def _rows(frames: Frames, index: int, top: int, bottom: int) -> np.ndarray:
     return np.asarray(frames[index][top:bottom])
 
 
-def _touched(index: int, original: Frames, filled: Frames, holes: Frames, report: MasterReport) -> np.ndarray:
+def _touched(
+    index: int, original: Frames, filled_rows: Callable[[int, int], np.ndarray], holes: Frames, report: MasterReport
+) -> np.ndarray:
     """Frame ``index``'s touched pixels: its hole, plus any pixel the composite changed (the
-    feather band), which is also counted into the report."""
-    height, width = filled.shape[1:3]
+    feather band), which is also counted into the report. ``filled_rows(top, bottom)`` gives
+    the filled frame's rows (read from its store, or cut from a frame already read)."""
+    height, width = original.shape[1:3]
     hole = np.reshape(holes[index], (height, width)).astype(bool)
     touched = hole.copy()
     # Compared in bands of rows, never whole frames: at 4K a whole frame of each, and their
     # comparison, were held beside the encoder's buffers.
     for top in range(0, height, _COMPARE_ROWS):
         bottom = min(top + _COMPARE_ROWS, height)
-        touched[top:bottom] |= (_rows(original, index, top, bottom) != _rows(filled, index, top, bottom)).any(axis=2)
+        touched[top:bottom] |= (_rows(original, index, top, bottom) != filled_rows(top, bottom)).any(axis=2)
     report.changed_outside_holes = (report.changed_outside_holes or 0) + int((touched & ~hole).sum())
     return touched
 
@@ -193,8 +197,9 @@ def _touched(index: int, original: Frames, filled: Frames, holes: Frames, report
 def _counted(filled: Frames, original: Frames, holes: Frames, report: MasterReport) -> Iterator[np.ndarray]:
     """``filled``'s frames, counting the pixels changed outside the holes as they go by."""
     for index in range(len(filled)):
-        _touched(index, original, filled, holes, report)
-        yield np.asarray(filled[index])
+        pixels = np.asarray(filled[index])  # the whole frame is written: read it once
+        _touched(index, original, lambda top, bottom: pixels[top:bottom], holes, report)
+        yield pixels
 
 
 def _source_frames(source: SourceInfo, start: int, count: int) -> Iterator[av.VideoFrame]:
@@ -237,7 +242,7 @@ def _pictures(
     count = len(filled)
     produced = 0
     for index, frame in enumerate(_source_frames(source, start, count)):
-        touched = _touched(index, original, filled, holes, report)
+        touched = _touched(index, original, partial(_rows, filled, index), holes, report)
         # Only the fill's pixels around the touched ones are read (see native.touched_box).
         box = touched_box(touched)
         fill = None if box is None else _rows(filled, index, box[0], box[1])[:, box[2] : box[3]]
