@@ -224,6 +224,15 @@ def inpaint(
             "measured around the hole; against film flicker and automatic exposure); on by default.",
         ),
     ] = None,
+    blend_sources: Annotated[
+        bool | None,
+        typer.Option(
+            "--blend-sources/--no-blend-sources",
+            help="Average the nearest frames before and after that show a hole pixel, with ramps "
+            "where the source changes (smoother from frame to frame); off: the nearest frame's pixel "
+            "as it is (its grain intact). On by default.",
+        ),
+    ] = None,
     stabilization: Annotated[
         float | None,
         typer.Option(help="Weight of the stabilization loss (against flicker in never-visible regions; 0: off).", min=0),
@@ -295,6 +304,7 @@ def inpaint(
             patch_size=patch_size,
             propagation=propagation,
             lighting=lighting,
+            blend_sources=blend_sources,
             stabilization_weight=stabilization,
             contextual_weight=contextual,
             vgg_weights=vgg_weights,

@@ -21,7 +21,8 @@ import torch
 from archive_inpaint.config import ContentPropagationConfig, IIVIConfig, MethodConfig
 from archive_inpaint.inference.fill import WorkingPredictor, fill_shot_into, method_predictor
 from archive_inpaint.inference.progressive_fill import fill_shot_tiled
-from archive_inpaint.inference.propagation import ShotMotion, WorkingFills, paste_propagated
+from archive_inpaint.inference.propagated_paste import paste_propagated
+from archive_inpaint.inference.propagation import ShotMotion, WorkingFills
 from archive_inpaint.inference.stage_predictors import CoarseStagePredictor, PatchStagePredictor
 from archive_inpaint.media import (
     MediaError,
@@ -49,7 +50,7 @@ from archive_inpaint.training.patch_trainer import train_patch_stage
 from archive_inpaint.training.stage_data import StageData
 from archive_inpaint.training.stages import plan_stages
 from archive_inpaint.training.trainer import CheckpointCallback, StepCallback, train
-from archive_inpaint.training.working_set import WorkingSet, build_working_set
+from archive_inpaint.training.working_set import build_working_set
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +193,12 @@ def inpaint_stores(
         fill_shot_into(fill_predict, working_set, frames, holes, output, config.inference.batch_size, feather)
         if working_fills is not None:
             motion = _shot_motion(working_fills, predict, propagation)
-            pasted = paste_propagated(motion, frames, holes, output, propagation.lighting)
+            # The seams follow the motion, measured at the working size: the ramps span the same
+            # share of the picture at any resolution.
+            feather = round(propagation.seam_feather * max(1.0, frames.width / motion.size[1]))
+            pasted = paste_propagated(
+                motion, frames, holes, output, propagation.lighting, propagation.blend_sources, feather
+            )
             log.info("content from other frames: %.1f%% of the hole pixels", 100.0 * pasted)
         return InpaintResult(
             empty, trained.iterations, trained.resumed_from, train_seconds,

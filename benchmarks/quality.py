@@ -101,6 +101,9 @@ class EngineJob:
     # Where to save the same network's fill with the content from other frames pasted as it is,
     # without lighting compensation, when the run compensated; "" for none.
     no_lighting_path: str = ""
+    # Where to save the same network's fill with each hole pixel the nearest source frame's, not
+    # blended from the nearest before and after, when the run blended; "" for none.
+    nearest_source_path: str = ""
     checkpoint_dir: str = ""
 
 
@@ -162,6 +165,11 @@ def run_engine_worker(job_path: Path) -> None:
         if propagation.whole_frame_fill and propagation.lighting
         else None
     )
+    nearest_source_seconds = (
+        fill_again(job.nearest_source_path, blend_sources=False)
+        if propagation.whole_frame_fill and propagation.blend_sources
+        else None
+    )
     report = {
         "iterations": result.iterations,
         "train_seconds": result.train_seconds,
@@ -180,6 +188,7 @@ def run_engine_worker(job_path: Path) -> None:
         "time_budget_seconds": job.time_budget_seconds,
         "network_only_fill_seconds": network_only_seconds,
         "no_lighting_fill_seconds": no_lighting_seconds,
+        "nearest_source_fill_seconds": nearest_source_seconds,
     }
     Path(job.report_path).write_text(json.dumps(report, indent=2))
 
@@ -195,8 +204,9 @@ def run_engine(
     gan_weight: float = 0.0,
 ) -> tuple[np.ndarray, dict[str, Any], dict[str, np.ndarray]]:
     """Run one method's preset on ``clip`` in a fresh Python process; (filled frames, its report,
-    the same network's other fills: "network-only" without content from other frames, and
-    "no-lighting" with that content pasted without lighting compensation, where they apply)."""
+    the same network's other fills: "network-only" without content from other frames,
+    "no-lighting" with that content without lighting compensation, and "nearest-source" with
+    each pixel the nearest source frame's, unblended, where they apply)."""
     frames_path = scratch / f"{clip.name}-frames.npy"
     holes_path = scratch / f"{clip.name}-holes.npy"
     if not frames_path.exists():
@@ -215,6 +225,7 @@ def run_engine(
         gan_weight=gan_weight,
         network_only_path=str(scratch / f"{clip.name}-{method}-{preset_name}-{gan_weight:g}-network-only.npy"),
         no_lighting_path=str(scratch / f"{clip.name}-{method}-{preset_name}-{gan_weight:g}-no-lighting.npy"),
+        nearest_source_path=str(scratch / f"{clip.name}-{method}-{preset_name}-{gan_weight:g}-nearest-source.npy"),
         checkpoint_dir=str(scratch / f"{clip.name}-{method}-{preset_name}-{gan_weight:g}-checkpoints"),
     )
     job_path = scratch / f"{clip.name}-{method}-{preset_name}-{gan_weight:g}-job.json"
@@ -230,7 +241,11 @@ def run_engine(
     # The filled frames are scored from here on; the scratch copy would only fill the disk.
     Path(job.filled_path).unlink()
     others = {}
-    for name, path in (("network-only", job.network_only_path), ("no-lighting", job.no_lighting_path)):
+    for name, path in (
+        ("network-only", job.network_only_path),
+        ("no-lighting", job.no_lighting_path),
+        ("nearest-source", job.nearest_source_path),
+    ):
         if Path(path).exists():
             others[name] = np.load(path)
             Path(path).unlink()
@@ -390,6 +405,7 @@ def benchmark_clip(
             other_fills = {
                 "network-only": ("network fill only (no content from other frames)", "network_only_fill_seconds"),
                 "no-lighting": ("content from other frames without lighting compensation", "no_lighting_fill_seconds"),
+                "nearest-source": ("the nearest source frame's content, not blended", "nearest_source_fill_seconds"),
             }
             for other, (description, seconds_key) in other_fills.items():
                 if other not in others:

@@ -24,7 +24,6 @@ import argparse
 import datetime as dt
 import logging
 import os
-import platform
 import sys
 import tempfile
 import time

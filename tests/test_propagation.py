@@ -9,6 +9,8 @@ import torch
 
 from archive_inpaint.config import ProgressiveConfig
 from archive_inpaint.inference.fill import fill_shot_into
+from archive_inpaint.inference import propagated_paste
+from archive_inpaint.inference.propagated_paste import paste_propagated
 from archive_inpaint.inference.propagation import (
     ShotMotion,
     WorkingFills,
@@ -306,3 +308,69 @@ def test_a_whole_frame_fill_matches_pasted_content_to_its_frames_exposure():
             errors[flicker, lighting] = np.abs(result.frames[holes].astype(float) - shot[holes]).mean()
     assert errors[True, True] < 0.5 * errors[True, False], errors
     assert errors[False, True] < errors[False, False] + 0.3, errors
+
+
+def _paste(stored: np.ndarray, holes: np.ndarray, network: np.ndarray, motion: ShotMotion, **options) -> np.ndarray:
+    """``network`` (the whole-frame fill) with the content other frames show pasted in."""
+    output = FrameStore.from_array(network.copy())
+    paste_propagated(motion, FrameStore.from_array(stored), FrameStore.from_array(holes[..., None]), output, **options)
+    return np.stack([output.frame(t) for t in range(len(stored))])
+
+
+def test_pasted_content_ramps_into_the_network_fill_where_no_frame_shows_the_hole():
+    """Static camera; the left part of frame 2's hole is seen by every other frame, the right
+    part by none. Pasting the nearest source as it is leaves a step at the border of the two; the
+    blended paste ramps over the feather, keeps the network's fill where nothing is shown and the
+    content, exactly, a feather away from it; nothing outside the hole changes."""
+    shot = np.full((FRAMES, HEIGHT, WIDTH, 3), 200, dtype=np.uint8)
+    holes = np.zeros((FRAMES, HEIGHT, WIDTH), dtype=bool)
+    holes[:, 36:60, 52:76] = True
+    holes[2, 36:60, 40:76] = True
+    stored = shot.copy()
+    stored[holes] = 255
+    network = shot.copy()
+    network[holes] = 40
+    motion = _motion(shot, holes)
+    feather = 4
+    plain = _paste(stored, holes, network, motion, blend=False)
+    blended = _paste(stored, holes, network, motion, blend=True, feather=feather)
+    for result in (plain, blended):
+        np.testing.assert_array_equal(result[~holes], shot[~holes])
+    row = blended[2, 48, 40:76, 0].astype(int)
+    plain_row = plain[2, 48, 40:76, 0].astype(int)
+    assert np.abs(np.diff(plain_row)).max() >= 150  # the step
+    assert np.abs(np.diff(row)).max() <= 160 / feather + 1
+    assert (row[:6] == 200).all() and (row[-20:] == 40).all()
+
+
+def test_blended_paste_averages_the_nearest_sources_before_and_after():
+    """Grain differs in every frame: the nearest frame alone brings its own grain into the hole,
+    the nearest before and after averaged bring less, and come nearer the clean picture."""
+    truth, _, holes = _shot(moving_hole=True)
+    grain = np.random.default_rng(5).normal(0, 10, truth.shape)
+    shot = np.clip(np.rint(truth + grain), 0, 255).astype(np.uint8)
+    stored = shot.copy()
+    stored[holes] = 255
+    motion = _motion(truth, holes)
+    errors = {}
+    for blend in (False, True):
+        result = _paste(stored, holes, stored, motion, blend=blend)
+        inner = holes[1:-1]  # frames with a source on both sides
+        errors[blend] = np.abs(result[1:-1][inner].astype(float) - truth[1:-1][inner]).mean()
+    assert errors[True] < 0.85 * errors[False], errors
+
+
+def test_blended_paste_is_the_same_whatever_tiles_the_frame_is_cut_into(monkeypatch):
+    """The paste works tile by tile (bounded memory at 4K) but the ramps are the whole hole's:
+    tiles that cut through the hole change nothing."""
+    truth, stored, holes = _shot(moving_hole=True)
+    holes[:, 30:40, 70:100] = True  # a second piece, across more tile borders
+    stored[holes] = 255
+    motion = _motion(truth, holes)
+    network = stored.copy()
+    network[holes] = 90
+    whole = _paste(stored, holes, network, motion, lighting=False, blend=True, feather=3)
+    monkeypatch.setattr(propagated_paste, "PASTE_TILE", 20)
+    tiled = _paste(stored, holes, network, motion, lighting=False, blend=True, feather=3)
+    np.testing.assert_array_equal(tiled, whole)
+    assert (whole[holes] != 90).mean() > 0.5  # content was found, and blended, in most of the hole

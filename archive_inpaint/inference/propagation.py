@@ -1,7 +1,7 @@
 """Content propagated from other frames of the shot along optical flow.
 
 Used twice: a whole-frame (single-stage) fill takes the content found in place of its own hole
-pixels (``paste_propagated``), and each patch stage of progressive learning is given it beside
+pixels (inference/propagated_paste.py), and each patch stage of progressive learning is given it beside
 its prior (``PatchStagePredictor.stage_prior``) and learns how far to trust it.
 
 Why: a patch stage sees one frame's patch and the previous stage's fill of it (the prior).
@@ -40,10 +40,8 @@ import cv2
 import numpy as np
 import torch
 
-from archive_inpaint.inference.tiles import Tile, tile_grid, tiles_touching
-from archive_inpaint.media.frame_store import FrameStore
+from archive_inpaint.inference.tiles import Tile
 from archive_inpaint.training.stage_data import StageData
-from archive_inpaint.training.stages import Stage
 from archive_inpaint.training.working_set import WorkingSet
 
 # Tiles for pasting into a whole frame: propagation is per pixel, so tiles need no overlap; they
@@ -67,6 +65,13 @@ MAX_SOURCE_AREA_IN_TILES = 16
 # many a channel keeps its gain of 1; gains are limited to this factor either way (a larger one
 # is a wrong match, not an exposure change).
 LIGHTING_RING = 24
+# Px of a source frame's own hole (at the stage's resolution) that supply nothing: 1, because a
+# pixel next to the hole is part-hole after resampling. Wider keeps a loose mask's leftovers (an
+# object's shadow or motion blur outside it) out of other frames' holes, but sends pixels to
+# farther frames: measured on carphone (a tight mask) 2 px cost 0.24 dB and 4 px 0.72 dB; on
+# balle (a ball's halo outside its mask; the plate standing in for the network's fill) 4 px
+# gained 0.5 dB. A loose mask is better dilated (``--dilate``), which protects every frame alike.
+SOURCE_HOLE_MARGIN = 1
 LIGHTING_MIN_MATCHES = 64
 LIGHTING_MIN_LEVEL = 0.1
 LIGHTING_MAX_GAIN = 1.5
@@ -235,6 +240,7 @@ def propagate(
     wanted: np.ndarray,
     extra_hole: np.ndarray | None = None,
     around: np.ndarray | None = None,
+    sources: list[int] | None = None,
 ) -> Found:
     """Candidate content for the ``wanted`` pixels (h, w) of ``tile`` of ``frame`` at ``data``'s
     stage, from the nearest other frames that show it, and which frame supplied each pixel.
@@ -242,6 +248,7 @@ def propagate(
     ``extra_hole``: a pseudo-hole at the motion's size (training), completed like a real one.
     ``around`` (h, w) bool: known pixels of this frame near its hole; for each source frame used,
     the pairs of pixels there that it shows too are returned (for lighting compensation).
+    ``sources``: the frames to look in, in order of preference (default: ``motion.sources``).
     """
     stage_h, stage_w = data.stage.height, data.stage.width
     motion_h, motion_w = motion.size
@@ -257,7 +264,7 @@ def propagate(
     )
     own = data.image(frame, tile) if around is not None and around.any() else None
     todo = wanted.astype(bool).copy()
-    for source in motion.sources(frame):
+    for source in motion.sources(frame) if sources is None else sources:
         if not todo.any():
             break
         forward = cv2.remap(
@@ -294,8 +301,8 @@ def propagate(
         # (Pairs outside a box that could not widen are left out, not sampled off its border.)
         seen &= (stage_y >= top) & (stage_y <= bottom - 1) & (stage_x >= left) & (stage_x <= right - 1)
         map_x, map_y = stage_x - left, stage_y - top
-        # A source pixel next to the source's hole is part-hole after resampling: dilate by 1.
-        source_hole = cv2.dilate(data.hole(source, box).astype(np.uint8), np.ones((3, 3), np.uint8))
+        grow = 2 * SOURCE_HOLE_MARGIN + 1
+        source_hole = cv2.dilate(data.hole(source, box).astype(np.uint8), np.ones((grow, grow), np.uint8))
         in_hole = cv2.remap(source_hole, map_x, map_y, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE) > 0
         use &= ~in_hole
         seen &= ~in_hole
@@ -343,42 +350,6 @@ def lighting_gains(ours: np.ndarray, theirs: np.ndarray) -> np.ndarray:
     return gains
 
 
-def paste_propagated(
-    motion: ShotMotion, frames: FrameStore, holes: FrameStore, output: FrameStore, lighting: bool = True
-) -> float:
-    """Replace the hole pixels of ``output`` (the filled frames) with the content other frames
-    show, where found; returns the share of hole pixels that got it. Only hole pixels change,
-    so every other pixel of ``output`` (the input's, or a feathered band) stays as it was.
-
-    ``lighting``: content from each source frame is brought to this frame's lighting first (a
-    per-channel gain measured on the known pixels around the hole that both frames show; see
-    ``lighting_gains``): without it, a frame of another exposure pastes a patch of it."""
-    data = StageData(frames, holes, Stage(0, frames.height, frames.width))
-    grid = tile_grid(frames.height, frames.width, PASTE_TILE, 0)
-    peak = float(np.iinfo(output.dtype).max)
-    found_pixels = total = 0
-    for index in range(frames.num_frames):
-        hole = holes.frame(index)[..., 0].astype(bool)
-        if not hole.any():
-            continue
-        around = lighting_ring(hole) if lighting else None
-        pieces = []
-        for tile in tiles_touching(hole, grid, 0):
-            rows, cols = slice(tile.top, tile.bottom), slice(tile.left, tile.right)
-            ring = None if around is None else around[rows, cols]
-            pieces.append((rows, cols, propagate(motion, data, index, tile, hole[rows, cols], around=ring)))
-        gains = _gains_per_source([found for _, _, found in pieces]) if lighting else {}
-        filled = output.frame(index)
-        for rows, cols, found in pieces:
-            apply_lighting(found, gains)
-            values = np.clip(np.rint((found.candidate[found.valid] + 1.0) * (peak / 2.0)), 0, peak)
-            filled[rows, cols][found.valid] = values.astype(output.dtype)
-            found_pixels += int(found.valid.sum())
-        total += int(hole.sum())
-        output.write(index, filled)
-    return found_pixels / total if total else 0.0
-
-
 def apply_lighting(found: Found, gains: dict[int, np.ndarray]) -> None:
     """Bring each source frame's content in ``found`` to this frame's lighting, in place."""
     for source, gain in gains.items():
@@ -396,7 +367,7 @@ def propagate_in_lighting(
     around = lighting_ring(wanted) if wanted.any() else None
     found = propagate(motion, data, frame, tile, wanted, extra_hole, around)
     if around is not None:
-        apply_lighting(found, _gains_per_source([found]))
+        apply_lighting(found, gains_per_source([found]))
     return found
 
 
@@ -417,7 +388,7 @@ def _ring(hole: np.ndarray, width: int) -> np.ndarray:
     return ring
 
 
-def _gains_per_source(pieces: list[Found]) -> dict[int, np.ndarray]:
+def gains_per_source(pieces: list[Found]) -> dict[int, np.ndarray]:
     """Each source frame's lighting gains, from its matches over all tiles of the frame."""
     sources = {source for found in pieces for source in found.matches}
     gains = {}

@@ -1,0 +1,214 @@
+"""A whole-frame fill takes the content other frames show of its holes (inference/propagation.py),
+blended so that it joins up, within a frame and from one frame to the next.
+
+Why blend: taking each hole pixel from the single nearest frame that shows it leaves steps where
+the supplying frame changes: from pixel to pixel (the nearer frame has its own hole or an
+occlusion there), at the edge of what no frame shows (the network's fill remains there), and
+from one output frame to the next (frame t takes t-1, frame t+1 takes t: different pixels,
+resampled differently, with their own grain). Measured on carphone (BENCHMARKS.md), the pasted
+fill was less consistent from frame to frame than the truth.
+
+How, per hole pixel: the nearest frame before and the nearest frame after that show it (each
+brought to this frame's lighting) are averaged, with weights falling with their distance in
+time, so the mix shifts gradually as the shot goes on rather than switching. Each direction's
+weight also ramps down to zero over ``feather`` px towards the hole pixels it does not cover, and
+where neither direction covers a pixel the network's own fill takes over along the same ramp:
+every change of source is a ramp, never a step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from archive_inpaint.inference.propagation import (
+    PASTE_TILE,
+    Found,
+    ShotMotion,
+    apply_lighting,
+    gains_per_source,
+    lighting_ring,
+    propagate,
+)
+from archive_inpaint.inference.tiles import Tile, tile_grid, tiles_touching
+from archive_inpaint.media.frame_store import FrameStore
+from archive_inpaint.training.stage_data import StageData
+from archive_inpaint.training.stages import Stage
+
+
+@dataclass
+class _TileCandidates:
+    tile: Tile
+    directions: list[Found]  # one per direction looked in (earlier frames, later frames), or one
+
+    @property
+    def rows(self) -> slice:
+        return slice(self.tile.top, self.tile.bottom)
+
+    @property
+    def cols(self) -> slice:
+        return slice(self.tile.left, self.tile.right)
+
+
+def paste_propagated(
+    motion: ShotMotion,
+    frames: FrameStore,
+    holes: FrameStore,
+    output: FrameStore,
+    lighting: bool = True,
+    blend: bool = True,
+    feather: int = 4,
+) -> float:
+    """Replace the hole pixels of ``output`` (the filled frames) with the content other frames
+    show, where found; returns the share of hole pixels that got it. Only hole pixels change,
+    so every other pixel of ``output`` (the input's, or a feathered band) stays as it was.
+
+    ``lighting``: content from each source frame is brought to this frame's lighting first (a
+    per-channel gain measured on the known pixels around the hole that both frames show; see
+    ``propagation.lighting_gains``): without it, a frame of another exposure pastes a patch of it.
+    ``blend``: the nearest source before and after are averaged, with ``feather`` px ramps
+    between sources and towards the network's fill (module docstring); without it, each pixel
+    is the nearest source's, as it is.
+    """
+    if feather < 1:
+        raise ValueError(f"feather must be at least 1 px, got {feather}")
+    data = StageData(frames, holes, Stage(0, frames.height, frames.width))
+    grid = tile_grid(frames.height, frames.width, PASTE_TILE, 0)
+    peak = float(np.iinfo(output.dtype).max)
+    found_pixels = total = 0
+    for index in range(frames.num_frames):
+        hole = holes.frame(index)[..., 0].astype(bool)
+        if not hole.any():
+            continue
+        orders = _sources_by_direction(motion, index) if blend else [motion.sources(index)]
+        pieces = _candidates(motion, data, index, hole, tiles_touching(hole, grid, 0), orders, lighting)
+        ramps = _coverage_ramps(hole, pieces, len(orders), feather) if blend else None
+        filled = output.frame(index)
+        # Every tile's values first, then written: tiles may overlap (the grid spreads them to
+        # fit the frame), and a blend must read the network's fill, not a neighbour's result.
+        pasted = []
+        for piece in pieces:
+            if ramps is None:
+                found = piece.directions[0]
+                covered, values = found.valid, found.candidate[found.valid]
+            else:
+                network = filled[piece.rows, piece.cols].astype(np.float32) * (2.0 / peak) - 1.0
+                covered, values = _blend(index, piece, ramps.in_tile(piece.tile), network)
+            pasted.append((piece, covered, values))
+        for piece, covered, values in pasted:
+            region = filled[piece.rows, piece.cols]
+            region[covered] = np.clip(np.rint((values + 1.0) * (peak / 2.0)), 0, peak).astype(output.dtype)
+        # Hole pixels any direction found content for (each once, though tiles may overlap).
+        found_anywhere = np.zeros_like(hole)
+        for piece in pieces:
+            found_anywhere[piece.rows, piece.cols] |= np.logical_or.reduce([found.valid for found in piece.directions])
+        found_pixels += int(found_anywhere.sum())
+        total += int(hole.sum())
+        output.write(index, filled)
+    return found_pixels / total if total else 0.0
+
+
+def _candidates(
+    motion: ShotMotion,
+    data: StageData,
+    frame: int,
+    hole: np.ndarray,
+    tiles: list[Tile],
+    orders: list[list[int]],
+    lighting: bool,
+) -> list[_TileCandidates]:
+    """Per tile touching ``hole``, the content found looking in each order of source frames, each
+    source's content brought to this frame's lighting (gains from the whole frame's ring of known
+    pixels around the hole, all tiles and directions together) when ``lighting``."""
+    around = lighting_ring(hole) if lighting else None
+    pieces = []
+    for tile in tiles:
+        rows, cols = slice(tile.top, tile.bottom), slice(tile.left, tile.right)
+        ring = None if around is None else around[rows, cols]
+        found = [propagate(motion, data, frame, tile, hole[rows, cols], around=ring, sources=order) for order in orders]
+        pieces.append(_TileCandidates(tile, found))
+    if lighting:
+        gains = gains_per_source([found for piece in pieces for found in piece.directions])
+        for piece in pieces:
+            for found in piece.directions:
+                apply_lighting(found, gains)
+    return pieces
+
+
+def _sources_by_direction(motion: ShotMotion, frame: int) -> list[list[int]]:
+    """The frames that may supply ``frame``'s holes, earlier ones and later ones, nearest first."""
+    ordered = motion.sources(frame)
+    return [[s for s in ordered if s < frame], [s for s in ordered if s > frame]]
+
+
+@dataclass
+class _Ramps:
+    """Per direction, weights over the hole's box (grown by the ramp): 1 on the hole pixels it
+    covers at least ``feather`` px from any it does not, falling linearly to 1/feather next to
+    one; 0 where it does not cover, and everywhere outside the box."""
+
+    box: Tile
+    weights: list[np.ndarray]  # (box.height, box.width) float32 each
+
+    def in_tile(self, tile: Tile) -> list[np.ndarray]:
+        top, left = max(tile.top, self.box.top), max(tile.left, self.box.left)
+        bottom, right = min(tile.bottom, self.box.bottom), min(tile.right, self.box.right)
+        pieces = []
+        for weights in self.weights:
+            piece = np.zeros((tile.height, tile.width), dtype=np.float32)
+            if bottom > top and right > left:
+                piece[top - tile.top : bottom - tile.top, left - tile.left : right - tile.left] = weights[
+                    top - self.box.top : bottom - self.box.top, left - self.box.left : right - self.box.left
+                ]
+            pieces.append(piece)
+        return pieces
+
+
+def _coverage_ramps(hole: np.ndarray, pieces: list[_TileCandidates], directions: int, feather: int) -> _Ramps:
+    """The directions' ramps (``_Ramps``), computed over the whole hole, not per tile: a tile's
+    edge would hide uncovered pixels just across it and leave a step there. Only the hole's box
+    is held, so a 4K frame costs what its hole does."""
+    rows, cols = np.nonzero(hole.any(axis=1))[0], np.nonzero(hole.any(axis=0))[0]
+    margin = feather + 1
+    top, bottom = max(0, rows[0] - margin), min(hole.shape[0], rows[-1] + margin + 1)
+    left, right = max(0, cols[0] - margin), min(hole.shape[1], cols[-1] + margin + 1)
+    box = Tile(top, left, bottom - top, right - left)
+    box_hole = hole[top:bottom, left:right]
+    weights = []
+    for direction in range(directions):
+        covered = np.zeros_like(box_hole)
+        for piece in pieces:
+            # The part of the tile inside the box (tiles may reach past it; the hole does not).
+            t, l = max(piece.tile.top, top), max(piece.tile.left, left)
+            b, r = min(piece.tile.bottom, bottom), min(piece.tile.right, right)
+            if b > t and r > l:
+                valid = piece.directions[direction].valid
+                covered[t - top : b - top, l - left : r - left] = valid[
+                    t - piece.tile.top : b - piece.tile.top, l - piece.tile.left : r - piece.tile.left
+                ]
+        # Distance to the nearest hole pixel this direction leaves uncovered (0 px there).
+        elsewhere = (~(box_hole & ~covered)).astype(np.uint8)
+        distance = cv2.distanceTransform(elsewhere, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+        weights.append(np.minimum(distance / feather, 1.0).astype(np.float32) * covered)
+    return _Ramps(box, weights)
+
+
+def _blend(
+    frame: int, piece: _TileCandidates, ramps: list[np.ndarray], network: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(pixels of the tile that change, their values in [-1, 1]): the directions' candidates
+    weighted by their ramps over their distance in time, mixed into the ``network`` fill
+    (h, w, 3) by the strongest ramp."""
+    weight_sum = np.zeros(network.shape[:2], dtype=np.float32)
+    mixed = np.zeros(network.shape, dtype=np.float32)
+    for found, ramp in zip(piece.directions, ramps):
+        nearness = np.where(found.valid, 1.0 / np.maximum(np.abs(found.origin - frame), 1), 0.0).astype(np.float32)
+        weight = ramp * nearness
+        weight_sum += weight
+        mixed += weight[..., None] * found.candidate
+    covered = weight_sum > 0
+    alpha = np.maximum.reduce(ramps)[covered][:, None]
+    content = mixed[covered] / weight_sum[covered][:, None]
+    return covered, alpha * content + (1.0 - alpha) * network[covered]
