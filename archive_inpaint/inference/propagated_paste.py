@@ -24,7 +24,6 @@ import cv2
 import numpy as np
 
 from archive_inpaint.inference.propagation import (
-    PASTE_TILE,
     Found,
     ShotMotion,
     apply_lighting,
@@ -36,6 +35,11 @@ from archive_inpaint.inference.tiles import Tile, tile_grid, tiles_touching
 from archive_inpaint.media.frame_store import FrameStore
 from archive_inpaint.training.stage_data import StageData
 from archive_inpaint.training.stages import Stage
+
+# Tiles for pasting into a whole frame: propagation is per pixel, so tiles need no overlap (the
+# grid may still overlap them to fit the frame); they only bound the memory of the coordinate
+# maps (a whole 4K frame's would be hundreds of MB).
+PASTE_TILE = 256
 
 
 @dataclass

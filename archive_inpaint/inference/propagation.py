@@ -44,10 +44,6 @@ from archive_inpaint.inference.tiles import Tile
 from archive_inpaint.training.stage_data import StageData
 from archive_inpaint.training.working_set import WorkingSet
 
-# Tiles for pasting into a whole frame: propagation is per pixel, so tiles need no overlap; they
-# only bound the memory of the coordinate maps (a whole 4K frame's would be hundreds of MB).
-PASTE_TILE = 256
-
 # Whole-frame-stage px around a hole whose flow is completed rather than measured: DIS matches
 # 8 px patches (medium preset), so flow that close to a hole was partly matched on the guess.
 COMPLETION_MARGIN = 6
