@@ -1,8 +1,8 @@
 """Content propagated from other frames of the shot along optical flow.
 
 Used twice: a whole-frame (single-stage) fill takes the content found in place of its own hole
-pixels (inference/propagated_paste.py), and each patch stage of progressive learning is given it beside
-its prior (``PatchStagePredictor.stage_prior``) and learns how far to trust it.
+pixels (inference/propagated_paste.py), and each patch stage of progressive learning is given it
+beside its prior (``PatchStagePredictor.stage_prior``) and learns how far to trust it.
 
 Why: a patch stage sees one frame's patch and the previous stage's fill of it (the prior).
 Inside a moving hole that fill is wrong content at low frequencies, not missing detail
@@ -61,6 +61,9 @@ MAX_SOURCE_AREA_IN_TILES = 16
 # many a channel keeps its gain of 1; gains are limited to this factor either way (a larger one
 # is a wrong match, not an exposure change).
 LIGHTING_RING = 24
+LIGHTING_MIN_MATCHES = 64
+LIGHTING_MIN_LEVEL = 0.1
+LIGHTING_MAX_GAIN = 1.5
 # Px of a source frame's own hole (at the stage's resolution) that supply nothing: 1, because a
 # pixel next to the hole is part-hole after resampling. Wider keeps a loose mask's leftovers (an
 # object's shadow or motion blur outside it) out of other frames' holes, but sends pixels to
@@ -68,9 +71,6 @@ LIGHTING_RING = 24
 # balle (a ball's halo outside its mask; the plate standing in for the network's fill) 4 px
 # gained 0.5 dB. A loose mask is better dilated (``--dilate``), which protects every frame alike.
 SOURCE_HOLE_MARGIN = 1
-LIGHTING_MIN_MATCHES = 64
-LIGHTING_MIN_LEVEL = 0.1
-LIGHTING_MAX_GAIN = 1.5
 
 
 def complete_flow(flow: np.ndarray, hole: np.ndarray) -> np.ndarray:
