@@ -47,14 +47,6 @@ class _TileCandidates:
     tile: Tile
     directions: list[Found]  # one per direction looked in (earlier frames, later frames), or one
 
-    @property
-    def rows(self) -> slice:
-        return slice(self.tile.top, self.tile.bottom)
-
-    @property
-    def cols(self) -> slice:
-        return slice(self.tile.left, self.tile.right)
-
 
 def paste_propagated(
     motion: ShotMotion,
@@ -88,7 +80,12 @@ def paste_propagated(
             continue
         orders = _sources_by_direction(motion, index) if blend else [motion.sources(index)]
         pieces = _candidates(motion, data, index, hole, tiles_touching(hole, grid, 0), orders, lighting)
-        ramps = _coverage_ramps(hole, pieces, len(orders), feather) if blend else None
+        # Per direction, the frame's hole pixels it found content for (tiles may overlap).
+        coverage = [np.zeros_like(hole) for _ in orders]
+        for piece in pieces:
+            for covered, found in zip(coverage, piece.directions):
+                covered[piece.tile.slices] |= found.valid
+        ramps = _coverage_ramps(hole, coverage, feather) if blend else None
         filled = output.frame(index)
         # Every tile's values first, then written: tiles may overlap (the grid spreads them to
         # fit the frame), and a blend must read the network's fill, not a neighbour's result.
@@ -98,17 +95,13 @@ def paste_propagated(
                 found = piece.directions[0]
                 covered, values = found.valid, found.candidate[found.valid]
             else:
-                network = filled[piece.rows, piece.cols].astype(np.float32) * (2.0 / peak) - 1.0
+                network = filled[piece.tile.slices].astype(np.float32) * (2.0 / peak) - 1.0
                 covered, values = _blend(index, piece, ramps.in_tile(piece.tile), network)
             pasted.append((piece, covered, values))
         for piece, covered, values in pasted:
-            region = filled[piece.rows, piece.cols]
+            region = filled[piece.tile.slices]
             region[covered] = np.clip(np.rint((values + 1.0) * (peak / 2.0)), 0, peak).astype(output.dtype)
-        # Hole pixels any direction found content for (each once, though tiles may overlap).
-        found_anywhere = np.zeros_like(hole)
-        for piece in pieces:
-            found_anywhere[piece.rows, piece.cols] |= np.logical_or.reduce([found.valid for found in piece.directions])
-        found_pixels += int(found_anywhere.sum())
+        found_pixels += int(np.logical_or.reduce(coverage).sum())
         total += int(hole.sum())
         output.write(index, filled)
     return found_pixels / total if total else 0.0
@@ -129,9 +122,9 @@ def _candidates(
     around = lighting_ring(hole) if lighting else None
     pieces = []
     for tile in tiles:
-        rows, cols = slice(tile.top, tile.bottom), slice(tile.left, tile.right)
-        ring = None if around is None else around[rows, cols]
-        found = [propagate(motion, data, frame, tile, hole[rows, cols], around=ring, sources=order) for order in orders]
+        ring = None if around is None else around[tile.slices]
+        wanted = hole[tile.slices]
+        found = [propagate(motion, data, frame, tile, wanted, around=ring, sources=order) for order in orders]
         pieces.append(_TileCandidates(tile, found))
     if lighting:
         gains = gains_per_source([found for piece in pieces for found in piece.directions])
@@ -170,28 +163,20 @@ class _Ramps:
         return pieces
 
 
-def _coverage_ramps(hole: np.ndarray, pieces: list[_TileCandidates], directions: int, feather: int) -> _Ramps:
-    """The directions' ramps (``_Ramps``), computed over the whole hole, not per tile: a tile's
-    edge would hide uncovered pixels just across it and leave a step there. Only the hole's box
-    is held, so a 4K frame costs what its hole does."""
+def _coverage_ramps(hole: np.ndarray, coverage: list[np.ndarray], feather: int) -> _Ramps:
+    """The ramps (``_Ramps``) of the directions that cover the ``coverage`` pixels (H, W) of
+    ``hole``, computed over the whole hole, not per tile: a tile's edge would hide uncovered
+    pixels just across it and leave a step there. Only the hole's box is held, so a 4K frame
+    costs what its hole does."""
     rows, cols = np.nonzero(hole.any(axis=1))[0], np.nonzero(hole.any(axis=0))[0]
     margin = feather + 1
     top, bottom = max(0, rows[0] - margin), min(hole.shape[0], rows[-1] + margin + 1)
     left, right = max(0, cols[0] - margin), min(hole.shape[1], cols[-1] + margin + 1)
     box = Tile(top, left, bottom - top, right - left)
-    box_hole = hole[top:bottom, left:right]
+    box_hole = hole[box.slices]
     weights = []
-    for direction in range(directions):
-        covered = np.zeros_like(box_hole)
-        for piece in pieces:
-            # The part of the tile inside the box (tiles may reach past it; the hole does not).
-            t, l = max(piece.tile.top, top), max(piece.tile.left, left)
-            b, r = min(piece.tile.bottom, bottom), min(piece.tile.right, right)
-            if b > t and r > l:
-                valid = piece.directions[direction].valid
-                covered[t - top : b - top, l - left : r - left] = valid[
-                    t - piece.tile.top : b - piece.tile.top, l - piece.tile.left : r - piece.tile.left
-                ]
+    for full_frame in coverage:
+        covered = full_frame[box.slices]
         # Distance to the nearest hole pixel this direction leaves uncovered (0 px there).
         elsewhere = (~(box_hole & ~covered)).astype(np.uint8)
         distance = cv2.distanceTransform(elsewhere, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)

@@ -36,6 +36,11 @@ class Tile:
     def right(self) -> int:
         return self.left + self.width
 
+    @property
+    def slices(self) -> tuple[slice, slice]:
+        """The tile's (rows, columns) in its frame, for indexing an array with."""
+        return slice(self.top, self.bottom), slice(self.left, self.right)
+
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
     """Start offsets covering [0, length) with tiles of ``tile`` px overlapping by at least
