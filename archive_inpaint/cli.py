@@ -229,8 +229,9 @@ def inpaint(
         typer.Option(
             "--blend-sources/--no-blend-sources",
             help="Average the nearest frames before and after that show a hole pixel, with ramps "
-            "where the source changes (smoother from frame to frame); off: the nearest frame's pixel "
-            "as it is (its grain intact). On by default.",
+            "where the source changes (smoother from frame to frame), in the whole-frame fill and in "
+            "what the patch stages are given; off: the nearest frame's pixel as it is (its grain "
+            "intact). On by default.",
         ),
     ] = None,
     stabilization: Annotated[

@@ -266,7 +266,8 @@ class ContentPropagationConfig:
     # scaled up with the frame) between sources and towards the network's own fill, rather than
     # pasting the nearest source alone: steps where the source changes, within a frame or from
     # frame to frame, become ramps (inference/propagated_paste.py). Measured on carphone: +0.89
-    # dB in the hole, and frame-to-frame consistency at the truth's own (BENCHMARKS.md).
+    # dB in the hole, and frame-to-frame consistency at the truth's own (BENCHMARKS.md). The
+    # patch stages are given the same average (without ramps: they learn their own seams).
     blend_sources: bool = True
     seam_feather: int = 4
     radius: int = 16

@@ -10,6 +10,12 @@ The shot is synthetic with exact ground truth: a real 5312x2988 photograph
 the same frames downscaled (area) to 1920x1080, so both resolutions show the same content. A hole
 (an ellipse, 9% of the width) moves across the frame; its pixels are zeroed in the input.
 
+``--shot bikes-street`` (or ``bikes-cars``) runs real footage instead, at its own 640x272: the
+first ``--frames`` frames of one shot of ``bikes.mp4`` (a street behind a railing with traffic
+passing; a slow pan along parked cars), with the same moving ellipse; the original frames are the
+ground truth. Parallax, motion blur, compression noise and content that moves on its own are
+all there, which the panned photograph has none of. ``--resolutions`` is ignored then.
+
 For each resolution, in fresh processes (so each peak RSS is that run's own):
 
 1. **progressive**: the engine as shipped through ``inpaint_files`` (decode into frame stores,
@@ -19,7 +25,13 @@ For each resolution, in fresh processes (so each peak RSS is that run's own):
 2. **coarse-only**: the same whole-frame stage (resumed from run 1's checkpoint, so the very same
    network) with the patch stages switched off: its fill upsampled inside the hole.
 3. with ``--compare-plain``, **progressive-plain**: the same whole-frame stage, then patch stages
-   trained without content propagated from other frames (the coarse prior alone).
+   trained without content propagated from other frames (the coarse prior alone); with
+   ``--compare-nearest-source``, **progressive-nearest**: patch stages given the nearest source
+   frame's content alone, not the nearest before and after blended.
+4. with ``--compare-whole-frame``, **whole-frame**: the same whole-frame stage with the patch
+   stages off but content propagation on: the coarse fill upsampled, then other frames' pixels
+   pasted at full resolution where the flow finds them (what ``max_stages=1`` ships). The patch
+   stages are worth their training time only where they beat this.
 
 PSNR and SSIM are scored inside the hole against the original frames.
 """
@@ -57,8 +69,11 @@ from archive_inpaint.pipeline import ShotInputs, inpaint_files, resolve_device  
 from benchmarks.footage import exposure_flicker  # noqa: E402
 from benchmarks.metrics import peak_rss_mib, score_hole  # noqa: E402
 
-PHOTO = REPO_ROOT.parent / "shared" / "footage" / "seeding-5312x2988.jpg"
+FOOTAGE = REPO_ROOT.parent / "shared" / "footage"
+PHOTO = FOOTAGE / "seeding-5312x2988.jpg"
 FPS = Fraction(24)
+# Real shots of bikes.mp4 (hard cuts at frames 30, 76, 137, 187 and 242): first and last frame.
+REAL_SHOTS = {"bikes-street": (138, 186), "bikes-cars": (31, 75)}
 MIB = 1024 * 1024
 SIZES = {360: (360, 640), 720: (720, 1280), 1080: (1080, 1920), 2160: (2160, 3840)}
 
@@ -77,10 +92,27 @@ def render_shot(photo: np.ndarray, num_frames: int) -> tuple[np.ndarray, np.ndar
         dx, dy = 400 + 7.37 * t, 300 + 3.61 * t
         warp = np.float32([[1, 0, -dx], [0, 1, -dy]])
         frames[t] = cv2.warpAffine(photo, warp, (width, height), flags=cv2.INTER_CUBIC)
-        centre = (int(width * (0.3 + 0.4 * t / max(num_frames - 1, 1))), int(height * 0.55))
-        hole = np.zeros((height, width), dtype=np.uint8)
-        cv2.ellipse(hole, centre, (int(width * 0.045), int(height * 0.06)), 20.0, 0, 360, 1, -1)
-        holes[t] = hole > 0
+        holes[t] = moving_ellipse(t, num_frames, height, width)
+    return frames, holes
+
+
+def moving_ellipse(t: int, num_frames: int, height: int, width: int) -> np.ndarray:
+    """Frame ``t``'s hole: an ellipse 9% of the width wide, crossing the middle 40% of the frame."""
+    centre = (int(width * (0.3 + 0.4 * t / max(num_frames - 1, 1))), int(height * 0.55))
+    hole = np.zeros((height, width), dtype=np.uint8)
+    cv2.ellipse(hole, centre, (int(width * 0.045), int(height * 0.06)), 20.0, 0, 360, 1, -1)
+    return hole > 0
+
+
+def real_shot(name: str, num_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``num_frames`` frames of a shot of bikes.mp4 at its own size, with the moving
+    ellipse as their hole."""
+    first, last = REAL_SHOTS[name]
+    if num_frames > last - first + 1:
+        raise SystemExit(f"{name} has {last - first + 1} frames; --frames {num_frames} asks for more")
+    frames = read_frames(FOOTAGE / "bikes.mp4", start=first, end=first + num_frames).frames
+    height, width = frames.shape[1:3]
+    holes = np.stack([moving_ellipse(t, num_frames, height, width) for t in range(num_frames)])
     return frames, holes
 
 
@@ -114,6 +146,7 @@ def bench_config(
     # Content propagation is a setting of its own, not of the progressive stages.
     propagation = sampling.pop("propagation", True)
     lighting = sampling.pop("lighting", True)
+    blend_sources = sampling.pop("blend_sources", True)
     progressive = ProgressiveConfig(
         max_stages=max_stages,
         iterations=args.patch_iterations,
@@ -124,7 +157,9 @@ def bench_config(
         in_memory_limit_bytes=0,
         **sampling,
     )
-    return dataclasses.replace(base, progressive=progressive).with_overrides(propagation=propagation, lighting=lighting)
+    return dataclasses.replace(base, progressive=progressive).with_overrides(
+        propagation=propagation, lighting=lighting, blend_sources=blend_sources
+    )
 
 
 def run_worker(job: dict[str, Any]) -> None:
@@ -221,6 +256,12 @@ def main() -> None:
                         help="also train the patch stages without propagated content (same whole-frame network)")
     parser.add_argument("--compare-lighting", action="store_true",
                         help="also train the patch stages on propagated content without lighting compensation")
+    parser.add_argument("--compare-nearest-source", action="store_true",
+                        help="also train the patch stages on the nearest source's content alone (not blended)")
+    parser.add_argument("--compare-whole-frame", action="store_true",
+                        help="also fill with the whole-frame stage and content propagated at full resolution (no patch stages)")
+    parser.add_argument("--shot", choices=["pan", *REAL_SHOTS], default="pan",
+                        help="the panned photograph (default) or a real shot of bikes.mp4 at its own size")
     parser.add_argument("--flicker", type=float, default=None,
                         help="give every frame (input and truth) its own exposure gain in [1-A, 1+A]: film flicker")
     parser.add_argument("--scratch", type=Path, default=None)
@@ -230,13 +271,17 @@ def main() -> None:
     if args.worker:
         run_worker(json.loads(Path(args.worker).read_text()))
         return
-    photo = cv2.cvtColor(cv2.imread(str(PHOTO)), cv2.COLOR_BGR2RGB)
-    print(f"rendering {args.frames} frames at 3840x2160 from {PHOTO.name}", file=sys.stderr)
-    frames_4k, holes_4k = render_shot(photo, args.frames)
-    del photo
+    if args.shot == "pan":
+        photo = cv2.cvtColor(cv2.imread(str(PHOTO)), cv2.COLOR_BGR2RGB)
+        print(f"rendering {args.frames} frames at 3840x2160 from {PHOTO.name}", file=sys.stderr)
+        frames_4k, holes_4k = render_shot(photo, args.frames)
+        del photo
+        resolutions = [int(r) for r in args.resolutions.split(",")]
+    else:
+        frames_4k, holes_4k = real_shot(args.shot, args.frames)
+        resolutions = [frames_4k.shape[1]]
     if args.flicker is not None:
         frames_4k = exposure_flicker(frames_4k, args.flicker)
-    resolutions = [int(r) for r in args.resolutions.split(",")]
     worker_args = {k: v for k, v in vars(args).items() if k in {
         "iterations", "patch_iterations", "patch_size", "width", "working", "device", "preset", "batch"}}
     results: dict[str, Any] = {
@@ -244,13 +289,13 @@ def main() -> None:
         "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads",
         "torch": torch.__version__,
         "command": " ".join(["python", "benchmarks/highres.py", *sys.argv[1:]]),
-        "settings": worker_args | {"frames": args.frames, "flicker": args.flicker},
+        "settings": worker_args | {"shot": args.shot, "frames": args.frames, "flicker": args.flicker},
         "runs": {},
     }
     with tempfile.TemporaryDirectory(prefix="archive-inpaint-highres-", dir=args.scratch) as tmp:
         scratch = Path(tmp)
         for resolution in resolutions:
-            frames, holes = downscale(frames_4k, holes_4k, SIZES[resolution])
+            frames, holes = downscale(frames_4k, holes_4k, SIZES.get(resolution, frames_4k.shape[1:3]))
             video, mask = scratch / f"{resolution}p.mkv", scratch / f"{resolution}p-mask.mkv"
             damaged = frames.copy()
             damaged[holes] = 0
@@ -263,6 +308,13 @@ def main() -> None:
             variants: list[tuple[str, int, dict[str, Any]]] = [
                 ("progressive", 4, {}), ("coarse-only", 1, {"propagation": False})
             ]
+            if args.compare_whole_frame:
+                # The whole-frame stage's fill with other frames' content pasted at full size.
+                variants.append(("whole-frame", 1, {}))
+            if args.compare_nearest_source:
+                # The same stages given the nearest source frame's content, not the blend of the
+                # nearest before and after.
+                variants.append(("progressive-nearest", 4, {"blend_sources": False}))
             if args.compare_lighting:
                 # The same stages given the same content, each source's as it was lit.
                 variants.append(("progressive-no-lighting", 4, {"lighting": False}))
@@ -322,7 +374,9 @@ def to_markdown(results: dict[str, Any]) -> str:
     ]
     for name, run in runs.items():
         methods = ["progressive", "coarse-only"] + [
-            m for m in run if isinstance(run[m], dict) and (m.endswith("-out") or m in ("progressive-plain", "progressive-no-lighting"))
+            m for m in run if isinstance(run[m], dict)
+            and (m.endswith("-out") or m in (
+                "whole-frame", "progressive-nearest", "progressive-plain", "progressive-no-lighting"))
         ]
         for method in methods:
             r = run[method]

@@ -178,9 +178,10 @@ def test_bf16_precision_reaches_the_patch_stages():
     assert (result.frames[~holes] == frames[~holes]).all()
 
 
-def test_a_patch_stage_trained_without_lighting_is_not_resumed_with_it():
-    """Lighting compensation changes the content a patch stage is given, so it is part of the
-    stage's checkpoint fingerprint; without propagation there is no content, and it is not."""
+def test_a_patch_stage_trained_without_lighting_or_blending_is_not_resumed_with_them():
+    """Lighting compensation and blended sources change the content a patch stage is given, so
+    they are part of the stage's checkpoint fingerprint; without propagation there is no
+    content, and they are not."""
     frames, holes = _panning_shot(num_frames=2)
     data = StageData(FrameStore.from_array(frames), FrameStore.from_array(holes), Stage(1, 96, 160))
 
@@ -188,4 +189,6 @@ def test_a_patch_stage_trained_without_lighting_is_not_resumed_with_it():
         return patch_stage_fingerprint("base", 1, data, _config().with_overrides(**overrides))
 
     assert fingerprint(lighting=True) != fingerprint(lighting=False)
+    assert fingerprint(blend_sources=True) != fingerprint(blend_sources=False)
     assert fingerprint(propagation=False, lighting=True) == fingerprint(propagation=False, lighting=False)
+    assert fingerprint(propagation=False, blend_sources=True) == fingerprint(propagation=False, blend_sources=False)

@@ -15,6 +15,7 @@ from archive_inpaint.inference.propagation import (
     ShotMotion,
     WorkingFills,
     complete_flow,
+    content_for_patch,
     lighting_gains,
     propagate,
 )
@@ -374,3 +375,50 @@ def test_blended_paste_is_the_same_whatever_tiles_the_frame_is_cut_into(monkeypa
     tiled = _paste(stored, holes, network, motion, lighting=False, blend=True, feather=3)
     np.testing.assert_array_equal(tiled, whole)
     assert (whole[holes] != 90).mean() > 0.5  # content was found, and blended, in most of the hole
+
+
+def test_a_patch_stage_is_given_the_nearest_sources_before_and_after_averaged():
+    """The patch stages' content blended as the whole-frame fill's is: with grain differing in
+    every frame, an untrained stage (which returns its content) is nearer the clean picture
+    with the nearest frames before and after averaged than with the nearest frame alone."""
+    truth, _, holes = _shot(moving_hole=True)
+    grain = np.random.default_rng(5).normal(0, 10, truth.shape)
+    stored = np.clip(np.rint(truth + grain), 0, 255).astype(np.uint8)
+    stored[holes] = 255
+    network = IIVINet(IIVINetConfig(width=4, prior_channels=prior_channels(True))).eval()
+    errors = {}
+    for blend in (False, True):
+        predictor = PatchStagePredictor(
+            network, _stage_data(stored, holes), _ZeroPrior(), ProgressiveConfig(patch_size=64, tile_overlap=16),
+            CPU, _motion(truth, holes), blend=blend,
+        )
+        filled = predictor.predict([2], [Tile(0, 0, HEIGHT, WIDTH)])[0].permute(1, 2, 0).numpy()
+        errors[blend] = float(np.abs(filled - _unit(truth[2]))[holes[2]].mean())
+    assert errors[True] < 0.85 * errors[False], errors
+
+
+def test_blended_patch_content_weighs_each_side_by_nearness_in_time():
+    """Frame 2 of a static shot: the frames before show the hole dark, the frames after bright.
+    With every frame's own copy of the hole's content, the blend is the two nearest sides
+    weighted 1/|dt|; when the nearest frame after also has the hole, the next one (2 frames
+    away) counts half as much as the one before."""
+    shot = np.full((FRAMES, HEIGHT, WIDTH, 3), 128, dtype=np.uint8)
+    holes = np.zeros((FRAMES, HEIGHT, WIDTH), dtype=bool)
+    holes[2, 36:60, 40:64] = True
+    shot[:2, 36:60, 40:64] = 60
+    shot[3:, 36:60, 40:64] = 200
+    motion = _motion(np.full_like(shot, 128), holes)
+    data = _stage_data(shot, holes)
+    tile = Tile(0, 0, HEIGHT, WIDTH)
+    blended = content_for_patch(motion, data, 2, tile, holes[2], blend=True)
+    nearest = content_for_patch(motion, data, 2, tile, holes[2], blend=False)
+    inner = np.zeros_like(holes[2])
+    inner[40:56, 44:60] = True
+    assert blended.valid[holes[2]].all() and not blended.valid[~holes[2]].any()
+    np.testing.assert_allclose(blended.candidate[inner], (_unit(np.uint8(60)) + _unit(np.uint8(200))) / 2, atol=0.02)
+    np.testing.assert_allclose(nearest.candidate[inner], _unit(np.uint8(60)), atol=0.02)  # earlier first on a tie
+    holes[3, 36:60, 40:64] = True
+    data = _stage_data(shot, holes)
+    farther = content_for_patch(motion, data, 2, tile, holes[2], blend=True)
+    expected = (_unit(np.uint8(60)) * 1.0 + _unit(np.uint8(200)) * 0.5) / 1.5
+    np.testing.assert_allclose(farther.candidate[inner], expected, atol=0.02)

@@ -29,6 +29,7 @@ from archive_inpaint.inference.propagation import (
     apply_lighting,
     gains_per_source,
     lighting_ring,
+    nearness_weighted,
     propagate,
 )
 from archive_inpaint.inference.tiles import Tile, tile_grid, tiles_touching
@@ -78,7 +79,7 @@ def paste_propagated(
         hole = holes.frame(index)[..., 0].astype(bool)
         if not hole.any():
             continue
-        orders = _sources_by_direction(motion, index) if blend else [motion.sources(index)]
+        orders = motion.sources_by_direction(index) if blend else [motion.sources(index)]
         pieces = _candidates(motion, data, index, hole, tiles_touching(hole, grid, 0), orders, lighting)
         # Per direction, the frame's hole pixels it found content for (tiles may overlap).
         coverage = [np.zeros_like(hole) for _ in orders]
@@ -134,12 +135,6 @@ def _candidates(
     return pieces
 
 
-def _sources_by_direction(motion: ShotMotion, frame: int) -> list[list[int]]:
-    """The frames that may supply ``frame``'s holes, earlier ones and later ones, nearest first."""
-    ordered = motion.sources(frame)
-    return [[s for s in ordered if s < frame], [s for s in ordered if s > frame]]
-
-
 @dataclass
 class _Ramps:
     """Per direction, weights over the hole's box (grown by the ramp): 1 on the hole pixels it
@@ -190,14 +185,7 @@ def _blend(
     """(pixels of the tile that change, their values in [-1, 1]): the directions' candidates
     weighted by their ramps over their distance in time, mixed into the ``network`` fill
     (h, w, 3) by the strongest ramp."""
-    weight_sum = np.zeros(network.shape[:2], dtype=np.float32)
-    mixed = np.zeros(network.shape, dtype=np.float32)
-    for found, ramp in zip(piece.directions, ramps):
-        nearness = np.where(found.valid, 1.0 / np.maximum(np.abs(found.origin - frame), 1), 0.0).astype(np.float32)
-        weight = ramp * nearness
-        weight_sum += weight
-        mixed += weight[..., None] * found.candidate
+    weight_sum, mixed = nearness_weighted(frame, piece.directions, ramps)
     covered = weight_sum > 0
     alpha = np.maximum.reduce(ramps)[covered][:, None]
-    content = mixed[covered] / weight_sum[covered][:, None]
-    return covered, alpha * content + (1.0 - alpha) * network[covered]
+    return covered, alpha * mixed[covered] + (1.0 - alpha) * network[covered]

@@ -17,8 +17,11 @@ How, per hole pixel of a patch of frame t: for the other frames s nearest first 
 radius), follow the flow t -> s to a position in s; take s's pixel there (bicubic) if the
 position is inside the frame, not in s's hole, and the flow s -> t leads back (forward-backward
 check: disagreement marks occlusions and flow errors). The first frame that passes supplies the
-pixel. The patch stage gets this candidate and its validity as inputs and learns on pseudo-holes
-how far to trust it, exactly as it will meet it in real holes.
+pixel; looking among the earlier and the later frames separately gives the nearest source on
+each side, which are averaged by nearness in time (``content_for_patch``; the whole-frame fill
+adds ramps between them, propagated_paste.py). The patch stage gets this candidate and its
+validity as inputs and learns on pseudo-holes how far to trust it, exactly as it will meet it
+in real holes.
 
 Motion is estimated once, at the whole-frame stage's size, on that stage's filled frames (so it
 exists inside holes), with OpenCV's DIS flow. Inside a hole the coarse fill is a guess, so the
@@ -132,6 +135,11 @@ class ShotMotion:
         tie), within the radius."""
         others = [s for s in range(self.num_frames) if s != frame and abs(s - frame) <= self.radius]
         return sorted(others, key=lambda s: (abs(s - frame), s))
+
+    def sources_by_direction(self, frame: int) -> list[list[int]]:
+        """``sources`` split into the earlier frames and the later ones, each nearest first."""
+        ordered = self.sources(frame)
+        return [[s for s in ordered if s < frame], [s for s in ordered if s > frame]]
 
     def flow(self, frame: int, source: int, extra_hole: np.ndarray | None = None) -> np.ndarray:
         """(h, w, 2) float32 flow from ``frame`` to ``source`` (x, y displacements), completed
@@ -354,17 +362,61 @@ def apply_lighting(found: Found, gains: dict[int, np.ndarray]) -> None:
             found.candidate[from_source] = np.clip((found.candidate[from_source] + 1.0) * gain - 1.0, -1.0, 1.0)
 
 
-def propagate_in_lighting(
-    motion: ShotMotion, data: StageData, frame: int, tile: Tile, wanted: np.ndarray, extra_hole: np.ndarray | None = None
-) -> Found:
-    """``propagate`` for one tile, each source's content brought to this frame's lighting with
-    gains measured on the tile's own known pixels around ``wanted`` (a patch stage sees one tile
-    at a time, in training as in inference)."""
-    around = lighting_ring(wanted) if wanted.any() else None
-    found = propagate(motion, data, frame, tile, wanted, extra_hole, around)
+def nearness_weighted(
+    frame: int, directions: list[Found], ramps: list[np.ndarray] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The content found looking in each direction (earlier frames, later frames), averaged
+    with weights falling with each pixel's source's distance in time from ``frame`` (1/|dt|),
+    times each direction's ``ramps`` (h, w) where given. Returns (the weights' sum (h, w), the
+    weighted mean (h, w, 3), 0 where the sum is 0)."""
+    weight_sum = np.zeros(directions[0].valid.shape, dtype=np.float32)
+    mixed = np.zeros(directions[0].candidate.shape, dtype=np.float32)
+    for index, found in enumerate(directions):
+        nearness = np.where(found.valid, 1.0 / np.maximum(np.abs(found.origin - frame), 1), 0.0).astype(np.float32)
+        weight = nearness if ramps is None else nearness * ramps[index]
+        weight_sum += weight
+        mixed += weight[..., None] * found.candidate
+    covered = weight_sum > 0
+    mixed[covered] /= weight_sum[covered][:, None]
+    return weight_sum, mixed
+
+
+@dataclass
+class PatchContent:
+    """Other frames' content for one patch, as a patch stage is given it."""
+
+    candidate: np.ndarray  # (h, w, 3) float32 in [-1, 1]; 0 where not valid
+    valid: np.ndarray  # (h, w) bool
+
+
+def content_for_patch(
+    motion: ShotMotion,
+    data: StageData,
+    frame: int,
+    tile: Tile,
+    wanted: np.ndarray,
+    extra_hole: np.ndarray | None = None,
+    lighting: bool = False,
+    blend: bool = False,
+) -> PatchContent:
+    """Content for the ``wanted`` pixels of one tile (``propagate``): with ``blend``, the nearest
+    frame before and the nearest after that show each pixel, averaged by nearness in time (as the
+    whole-frame fill does, inference/propagated_paste.py: less of any one frame's grain, and no
+    switch of source from one frame to the next); else the nearest frame's alone. With
+    ``lighting``, each source's content is brought to this frame's lighting, with gains measured
+    on the tile's own known pixels around ``wanted``: a patch stage sees one tile at a time, in
+    training as in inference."""
+    around = lighting_ring(wanted) if lighting and wanted.any() else None
+    orders = motion.sources_by_direction(frame) if blend else [motion.sources(frame)]
+    directions = [propagate(motion, data, frame, tile, wanted, extra_hole, around, order) for order in orders]
     if around is not None:
-        apply_lighting(found, gains_per_source([found]))
-    return found
+        gains = gains_per_source(directions)
+        for found in directions:
+            apply_lighting(found, gains)
+    if len(directions) == 1:
+        return PatchContent(directions[0].candidate, directions[0].valid)
+    weight_sum, mixed = nearness_weighted(frame, directions)
+    return PatchContent(mixed, weight_sum > 0)
 
 
 def lighting_ring(hole: np.ndarray) -> np.ndarray:

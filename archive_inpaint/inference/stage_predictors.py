@@ -20,7 +20,7 @@ import torch
 
 from archive_inpaint.config import ProgressiveConfig
 from archive_inpaint.inference.tiles import BlendedRegion, Tile, blend_tiles, tile_grid, tiles_touching
-from archive_inpaint.inference.propagation import ShotMotion, propagate, propagate_in_lighting
+from archive_inpaint.inference.propagation import ShotMotion, content_for_patch
 from archive_inpaint.models.iivi_net import DOWNSAMPLE_FACTOR, IIVINet, IIVIOutput
 from archive_inpaint.training.stage_data import StageData, place_hole, resample_onto
 from archive_inpaint.training.working_set import WorkingSet
@@ -100,6 +100,7 @@ class PatchStagePredictor:
         device: torch.device,
         motion: ShotMotion | None = None,
         lighting: bool = False,
+        blend: bool = False,
     ) -> None:
         expected = prior_channels(motion is not None)
         if network.config.prior_channels != expected:
@@ -113,8 +114,9 @@ class PatchStagePredictor:
         self.size = (data.stage.height, data.stage.width)
         self.tiling, self.device = tiling, device
         self.context = tiling.patch_size // 4
-        # Propagated content brought to each frame's lighting (ContentPropagationConfig.lighting).
-        self.lighting = lighting
+        # Propagated content brought to each frame's lighting, and the nearest sources before and
+        # after averaged (ContentPropagationConfig.lighting, .blend_sources).
+        self.lighting, self.blend = lighting, blend
         self._cache: tuple[int, torch.Tensor] | None = None
 
     def use_data(self, data: StageData) -> None:
@@ -153,8 +155,11 @@ class PatchStagePredictor:
                 box, placed = place_hole(hole, tile, self.size, self.motion.size)
                 coarse_hole = np.zeros(self.motion.size, dtype=bool)
                 coarse_hole[box.top : box.bottom, box.left : box.right] = placed
-            find = propagate_in_lighting if self.lighting else propagate
-            found.append(find(self.motion, self.data, frame, tile, wanted[index], coarse_hole))
+            found.append(
+                content_for_patch(
+                    self.motion, self.data, frame, tile, wanted[index], coarse_hole, self.lighting, self.blend
+                )
+            )
         candidate = torch.from_numpy(np.stack([f.candidate for f in found])).permute(0, 3, 1, 2).to(prior)
         valid = torch.from_numpy(np.stack([f.valid for f in found]))[:, None].to(prior)
         pasted = valid * candidate + (1.0 - valid) * prior

@@ -61,11 +61,14 @@ def patch_stage_fingerprint(base_fingerprint: str, stage_index: int, data: Stage
     digest.update(repr(sorted(learnt.items())).encode())
     digest.update(repr(asdict(config.model)).encode())
     propagation = config.content_propagation
-    # Lighting changes the content the stage is given, so a stage trained without it is not
-    # resumed with it (and a stage without propagation is given none: its digest is unchanged).
+    # Lighting and blending change the content the stage is given, so a stage trained without
+    # them is not resumed with them (and a stage without propagation is given none: its digest
+    # is unchanged).
     shape = (propagation.patch_stages, propagation.radius)
     if propagation.patch_stages and propagation.lighting:
         shape += ("lighting",)
+    if propagation.patch_stages and propagation.blend_sources:
+        shape += ("blended",)
     digest.update(repr(shape).encode())
     return digest.hexdigest()
 
@@ -148,7 +151,8 @@ def train_patch_stage(
     dtype = training_dtype(config.train, device)
     generator = torch.Generator().manual_seed(config.train.seed + 1000 * stage.index)
     lighting = motion is not None and config.content_propagation.lighting
-    predictor = PatchStagePredictor(network, data, previous, prog, device, motion, lighting)
+    blend = motion is not None and config.content_propagation.blend_sources
+    predictor = PatchStagePredictor(network, data, previous, prog, device, motion, lighting, blend)
     fingerprint = patch_stage_fingerprint(base_fingerprint, stage.index, data, config)
     resumable = Resumable(
         network, optimizer, generator, checkpoint_dir, fingerprint, config.train.keep_checkpoints
