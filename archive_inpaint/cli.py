@@ -234,6 +234,15 @@ def inpaint(
             "intact). On by default.",
         ),
     ] = None,
+    check_agreement: Annotated[
+        bool | None,
+        typer.Option(
+            "--check-agreement/--no-check-agreement",
+            help="Fade blended content from other frames back to the network's fill where the two "
+            "disagree once blurred (content moving on its own behind the hole, fetched from the wrong "
+            "place); on by default.",
+        ),
+    ] = None,
     stabilization: Annotated[
         float | None,
         typer.Option(help="Weight of the stabilization loss (against flicker in never-visible regions; 0: off).", min=0),
@@ -306,6 +315,7 @@ def inpaint(
             propagation=propagation,
             lighting=lighting,
             blend_sources=blend_sources,
+            check_agreement=check_agreement,
             stabilization_weight=stabilization,
             contextual_weight=contextual,
             vgg_weights=vgg_weights,

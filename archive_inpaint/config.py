@@ -270,6 +270,18 @@ class ContentPropagationConfig:
     # patch stages are given the same average (without ramps: they learn their own seams).
     blend_sources: bool = True
     seam_feather: int = 4
+    # The blended content is faded back to the network's fill where the two differ once blurred
+    # to about the network's resolution (Gaussian of ``agreement_sigma`` px at the working size,
+    # scaled up with the frame): trusted up to a mean difference of ``agreement_low``, not from
+    # ``agreement_high`` (values in [-1, 1]). Content that moves on its own behind a hole is
+    # fetched from the wrong place by the flow completed there (inference/propagated_paste.py).
+    # Measured on the bikes street shot (a car behind a railing): +0.98 dB; carphone: see
+    # BENCHMARKS.md. Settings from one shot (0.03-0.10 low, 0.15-0.40 high, sigma 0.75-3 all
+    # gained 0.5-1.1 dB there), not tuned further.
+    check_agreement: bool = True
+    agreement_low: float = 0.06
+    agreement_high: float = 0.25
+    agreement_sigma: float = 1.5
     radius: int = 16
     # Memory for flow fields kept once computed (8 bytes per pixel of the working size each:
     # 0.45 MiB at 320x180, 1.8 MiB at 640x360); a patch draws from any frame, and a field not
@@ -280,6 +292,11 @@ class ContentPropagationConfig:
         for name in ("radius", "flow_cache_mib", "seam_feather"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0 <= self.agreement_low < self.agreement_high or self.agreement_sigma <= 0:
+            raise ValueError(
+                "agreement needs 0 <= agreement_low < agreement_high and agreement_sigma > 0, got "
+                f"{self.agreement_low}, {self.agreement_high}, {self.agreement_sigma}"
+            )
 
 
 @dataclass(frozen=True)
@@ -315,6 +332,7 @@ class MethodConfig:
         propagation: bool | None = None,
         lighting: bool | None = None,
         blend_sources: bool | None = None,
+        check_agreement: bool | None = None,
         stabilization_weight: float | None = None,
         contextual_weight: float | None = None,
         vgg_weights: str | None = None,
@@ -357,7 +375,7 @@ class MethodConfig:
             "train": train if batch_scale is None else train.scaled(batch_scale),
             "progressive": dataclasses.replace(self.progressive, **progressive_changes),
         }
-        propagation_changes = _given(lighting=lighting, blend_sources=blend_sources)
+        propagation_changes = _given(lighting=lighting, blend_sources=blend_sources, check_agreement=check_agreement)
         if propagation is not None:
             propagation_changes.update(patch_stages=propagation, whole_frame_fill=propagation)
         if propagation_changes:

@@ -123,13 +123,17 @@ def test_cli_ffv1_output_and_resume(shot, tmp_path):
 def test_cli_progressive_stages_fill_at_full_resolution(shot, tmp_path, propagation):
     """--stages 2 with a working size below the frame: a patch stage at the frame's own size
     fills through mask tiles, and still only hole pixels change; with content propagated from
-    other frames or without, with lighting compensation and blended sources or without, as
-    asked (the provenance records which)."""
+    other frames or without, with lighting compensation, blended sources and the agreement
+    check or without, as asked (the provenance records which)."""
     video, mask, frames, holes = shot
     output = tmp_path / "progressive.mkv"
     lighting = "--lighting" if propagation == "--propagation" else "--no-lighting"
     blend = "--blend-sources" if propagation == "--propagation" else "--no-blend-sources"
-    args = ["--working-size", "16", "--stages", "2", "--patch-size", "32", "--patch-iterations", "2", propagation, lighting, blend]
+    agreement = "--check-agreement" if propagation == "--propagation" else "--no-check-agreement"
+    args = [
+        "--working-size", "16", "--stages", "2", "--patch-size", "32", "--patch-iterations", "2",
+        propagation, lighting, blend, agreement,
+    ]
     result = invoke("inpaint", video, "--mask", mask, "-o", output, *TINY_RUN, *args)
     _succeeded(result)
     assert _mentions(result, "2 stages", "tiles", f"{5 + 2} steps")
@@ -138,6 +142,7 @@ def test_cli_progressive_stages_fill_at_full_resolution(shot, tmp_path, propagat
     assert recorded["patch_stages"] is recorded["whole_frame_fill"] is (propagation == "--propagation")
     assert recorded["lighting"] is (lighting == "--lighting")
     assert recorded["blend_sources"] is (blend == "--blend-sources")
+    assert recorded["check_agreement"] is (agreement == "--check-agreement")
 
 
 def test_cli_single_frame_mask_with_regularizers(shot, tmp_path):

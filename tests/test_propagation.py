@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from archive_inpaint.config import ProgressiveConfig
+from archive_inpaint.config import ContentPropagationConfig, ProgressiveConfig
 from archive_inpaint.inference.fill import fill_shot_into
 from archive_inpaint.inference import propagated_paste
-from archive_inpaint.inference.propagated_paste import paste_propagated
+from archive_inpaint.inference.propagated_paste import AgreementCheck, paste_propagated
 from archive_inpaint.inference.propagation import (
     ShotMotion,
     WorkingFills,
@@ -232,7 +232,9 @@ def test_a_whole_frame_fill_takes_the_content_other_frames_show():
     truth, stored, holes = _shot(moving_hole=True)
     results = {}
     for propagation in (False, True):
-        config = tiny_config(20, working_long_side=64).with_overrides(propagation=propagation)
+        # A 20-step network's fill is far from the truth, and the agreement check (tested on its
+        # own) would rightly keep it over content it contradicts: off, to see the content.
+        config = tiny_config(20, working_long_side=64).with_overrides(propagation=propagation, check_agreement=False)
         result = inpaint_arrays(stored, holes, config, CPU, feather=2)
         assert result.stages == 1
         results[propagation] = result.frames
@@ -303,7 +305,7 @@ def test_a_whole_frame_fill_matches_pasted_content_to_its_frames_exposure():
         stored = shot.copy()
         stored[holes] = 255
         for lighting in (False, True):
-            config = tiny_config(20, working_long_side=64).with_overrides(lighting=lighting)
+            config = tiny_config(20, working_long_side=64).with_overrides(lighting=lighting, check_agreement=False)
             result = inpaint_arrays(stored, holes, config, CPU)
             assert (result.frames[~holes] == shot[~holes]).all()
             errors[flicker, lighting] = np.abs(result.frames[holes].astype(float) - shot[holes]).mean()
@@ -370,9 +372,12 @@ def test_blended_paste_is_the_same_whatever_tiles_the_frame_is_cut_into(monkeypa
     motion = _motion(truth, holes)
     network = stored.copy()
     network[holes] = 90
-    whole = _paste(stored, holes, network, motion, lighting=False, blend=True, feather=3)
+    # A loose agreement check (the network's flat 90 is far from the texture): the trust is
+    # partial, and is the whole hole's too, not each tile's.
+    options = dict(lighting=False, blend=True, feather=3, agreement=AgreementCheck(0.1, 0.6, 2.0))
+    whole = _paste(stored, holes, network, motion, **options)
     monkeypatch.setattr(propagated_paste, "PASTE_TILE", 20)
-    tiled = _paste(stored, holes, network, motion, lighting=False, blend=True, feather=3)
+    tiled = _paste(stored, holes, network, motion, **options)
     np.testing.assert_array_equal(tiled, whole)
     assert (whole[holes] != 90).mean() > 0.5  # content was found, and blended, in most of the hole
 
@@ -422,3 +427,41 @@ def test_blended_patch_content_weighs_each_side_by_nearness_in_time():
     farther = content_for_patch(motion, data, 2, tile, holes[2], blend=True)
     expected = (_unit(np.uint8(60)) * 1.0 + _unit(np.uint8(200)) * 0.5) / 1.5
     np.testing.assert_allclose(farther.candidate[inner], expected, atol=0.02)
+
+
+def test_content_the_network_contradicts_is_faded_back_to_its_fill():
+    """The agreement check keeps content whose low frequencies match the network's fill (here
+    the network's fill is the truth blurred: the content adds its detail) and drops content that
+    contradicts it (here the network says dark where the other frames show the texture: as
+    when the flow fetched the wrong place); without the check both are pasted alike."""
+    truth, stored, holes = _shot(moving_hole=True)
+    motion = _motion(truth, holes)
+    check = AgreementCheck(0.06, 0.25, 1.5)
+    blurred = np.stack([cv2.GaussianBlur(frame, (0, 0), 2) for frame in truth])
+    agreeing = np.where(holes[..., None], blurred, stored)
+    dark = np.where(holes[..., None], np.uint8(10), stored)
+    inner = holes[1:-1]
+
+    def error(network: np.ndarray, agreement: AgreementCheck | None) -> float:
+        result = _paste(stored, holes, network, motion, lighting=False, agreement=agreement)
+        return float(np.abs(result[1:-1][inner].astype(float) - truth[1:-1][inner]).mean())
+
+    def from_network(network: np.ndarray, agreement: AgreementCheck | None) -> float:
+        result = _paste(stored, holes, network, motion, lighting=False, agreement=agreement)
+        return float(np.abs(result[1:-1][inner].astype(float) - network[1:-1][inner]).mean())
+
+    # Agreeing: the content's detail is kept, nearly as without the check, and beats the blur.
+    assert error(agreeing, check) < error(agreeing, None) + 1.5
+    assert error(agreeing, check) < 0.5 * float(np.abs(blurred[1:-1][inner].astype(float) - truth[1:-1][inner]).mean())
+    # Contradicted: the network's fill stays; without the check the content replaces it.
+    assert from_network(dark, check) < 2.0
+    assert from_network(dark, None) > 50.0
+
+
+def test_agreement_settings_are_checked():
+    with pytest.raises(ValueError, match="low < high"):
+        AgreementCheck(0.3, 0.2, 1.0)
+    with pytest.raises(ValueError, match="sigma"):
+        AgreementCheck(0.0, 0.2, 0.0)
+    with pytest.raises(ValueError, match="agreement_low < agreement_high"):
+        ContentPropagationConfig(agreement_low=0.5, agreement_high=0.1)

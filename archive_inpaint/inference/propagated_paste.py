@@ -14,10 +14,19 @@ time, so the mix shifts gradually as the shot goes on rather than switching. Eac
 weight also ramps down to zero over ``feather`` px towards the hole pixels it does not cover, and
 where neither direction covers a pixel the network's own fill takes over along the same ramp:
 every change of source is a ramp, never a step.
+
+Why check the content against the network's fill: inside a hole the flow is completed from the
+flow around it, one smooth field, so content that moves on its own behind the hole (a car passing
+behind a static railing) is fetched from the wrong place, and nothing in the flow says so. The
+network, trained on the whole shot, is roughly right there at its own (working) resolution. So
+both are blurred to about that resolution and where they differ the blend fades back to the
+network's fill (``AgreementCheck``): the content keeps the detail the network cannot give, not
+structure the network contradicts.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -43,6 +52,35 @@ from archive_inpaint.training.stages import Stage
 PASTE_TILE = 256
 
 
+@dataclass(frozen=True)
+class AgreementCheck:
+    """How far pasted content may differ from the network's fill at low frequencies: both are
+    blurred (Gaussian, ``sigma`` px of the frame pasted into) and the content is trusted fully up
+    to a mean absolute difference of ``low`` per channel, not at all from ``high`` (values in
+    [-1, 1]: 0.06 is about 8 code values of 255), linearly between."""
+
+    low: float
+    high: float
+    sigma: float
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.low < self.high:
+            raise ValueError(f"agreement thresholds must satisfy 0 <= low < high, got {self.low}, {self.high}")
+        if self.sigma <= 0:
+            raise ValueError(f"agreement sigma must be positive, got {self.sigma}")
+
+    @property
+    def reach(self) -> int:
+        """Px the blur reads around a pixel."""
+        return math.ceil(3 * self.sigma)
+
+    def trust(self, content: np.ndarray, network: np.ndarray) -> np.ndarray:
+        """(h, w) in [0, 1] for ``content`` and ``network`` (h, w, 3) in [-1, 1]."""
+        blurred = [cv2.GaussianBlur(image, (0, 0), self.sigma) for image in (content, network)]
+        difference = np.abs(blurred[0] - blurred[1]).mean(axis=-1)
+        return np.clip((self.high - difference) / (self.high - self.low), 0.0, 1.0).astype(np.float32)
+
+
 @dataclass
 class _TileCandidates:
     tile: Tile
@@ -57,6 +95,7 @@ def paste_propagated(
     lighting: bool = True,
     blend: bool = True,
     feather: int = 4,
+    agreement: AgreementCheck | None = None,
 ) -> float:
     """Replace the hole pixels of ``output`` (the filled frames) with the content other frames
     show, where found; returns the share of hole pixels that got it. Only hole pixels change,
@@ -67,7 +106,8 @@ def paste_propagated(
     ``propagation.lighting_gains``): without it, a frame of another exposure pastes a patch of it.
     ``blend``: the nearest source before and after are averaged, with ``feather`` px ramps
     between sources and towards the network's fill (module docstring); without it, each pixel
-    is the nearest source's, as it is.
+    is the nearest source's, as it is. ``agreement`` (blended only): content is faded back to the
+    network's fill where the two differ at low frequencies (``AgreementCheck``).
     """
     if feather < 1:
         raise ValueError(f"feather must be at least 1 px, got {feather}")
@@ -86,19 +126,16 @@ def paste_propagated(
         for piece in pieces:
             for covered, found in zip(coverage, piece.directions):
                 covered[piece.tile.slices] |= found.valid
-        ramps = _coverage_ramps(hole, coverage, feather) if blend else None
         filled = output.frame(index)
         # Every tile's values first, then written: tiles may overlap (the grid spreads them to
         # fit the frame), and a blend must read the network's fill, not a neighbour's result.
-        pasted = []
-        for piece in pieces:
-            if ramps is None:
-                found = piece.directions[0]
-                covered, values = found.valid, found.candidate[found.valid]
-            else:
-                network = filled[piece.tile.slices].astype(np.float32) * (2.0 / peak) - 1.0
-                covered, values = _blend(index, piece, ramps.in_tile(piece.tile), network)
-            pasted.append((piece, covered, values))
+        if blend:
+            margin = max(feather, 0 if agreement is None else agreement.reach) + 1
+            ramps = _coverage_ramps(hole, coverage, feather, margin)
+            pasted = _blended(index, pieces, ramps, filled, peak, agreement)
+        else:
+            pasted = [(piece, piece.directions[0].valid, piece.directions[0].candidate[piece.directions[0].valid])
+                      for piece in pieces]
         for piece, covered, values in pasted:
             region = filled[piece.tile.slices]
             region[covered] = np.clip(np.rint((values + 1.0) * (peak / 2.0)), 0, peak).astype(output.dtype)
@@ -145,26 +182,28 @@ class _Ramps:
     weights: list[np.ndarray]  # (box.height, box.width) float32 each
 
     def in_tile(self, tile: Tile) -> list[np.ndarray]:
-        top, left = max(tile.top, self.box.top), max(tile.left, self.box.left)
-        bottom, right = min(tile.bottom, self.box.bottom), min(tile.right, self.box.right)
-        pieces = []
-        for weights in self.weights:
-            piece = np.zeros((tile.height, tile.width), dtype=np.float32)
-            if bottom > top and right > left:
-                piece[top - tile.top : bottom - tile.top, left - tile.left : right - tile.left] = weights[
-                    top - self.box.top : bottom - self.box.top, left - self.box.left : right - self.box.left
-                ]
-            pieces.append(piece)
-        return pieces
+        return [_box_in_tile(self.box, weights, tile) for weights in self.weights]
 
 
-def _coverage_ramps(hole: np.ndarray, coverage: list[np.ndarray], feather: int) -> _Ramps:
+def _box_in_tile(box: Tile, values: np.ndarray, tile: Tile) -> np.ndarray:
+    """``values`` (box.height, box.width, ...) over ``box`` of the frame, seen through ``tile``:
+    0 where the tile reaches outside the box."""
+    top, left = max(tile.top, box.top), max(tile.left, box.left)
+    bottom, right = min(tile.bottom, box.bottom), min(tile.right, box.right)
+    piece = np.zeros((tile.height, tile.width) + values.shape[2:], dtype=values.dtype)
+    if bottom > top and right > left:
+        piece[top - tile.top : bottom - tile.top, left - tile.left : right - tile.left] = values[
+            top - box.top : bottom - box.top, left - box.left : right - box.left
+        ]
+    return piece
+
+
+def _coverage_ramps(hole: np.ndarray, coverage: list[np.ndarray], feather: int, margin: int) -> _Ramps:
     """The ramps (``_Ramps``) of the directions that cover the ``coverage`` pixels (H, W) of
     ``hole``, computed over the whole hole, not per tile: a tile's edge would hide uncovered
-    pixels just across it and leave a step there. Only the hole's box is held, so a 4K frame
-    costs what its hole does."""
+    pixels just across it and leave a step there. Only the hole's box, grown by ``margin`` px
+    (at least the ramp's), is held, so a 4K frame costs what its hole does."""
     rows, cols = np.nonzero(hole.any(axis=1))[0], np.nonzero(hole.any(axis=0))[0]
-    margin = feather + 1
     top, bottom = max(0, rows[0] - margin), min(hole.shape[0], rows[-1] + margin + 1)
     left, right = max(0, cols[0] - margin), min(hole.shape[1], cols[-1] + margin + 1)
     box = Tile(top, left, bottom - top, right - left)
@@ -179,13 +218,34 @@ def _coverage_ramps(hole: np.ndarray, coverage: list[np.ndarray], feather: int) 
     return _Ramps(box, weights)
 
 
-def _blend(
-    frame: int, piece: _TileCandidates, ramps: list[np.ndarray], network: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """(pixels of the tile that change, their values in [-1, 1]): the directions' candidates
-    weighted by their ramps over their distance in time, mixed into the ``network`` fill
-    (h, w, 3) by the strongest ramp."""
-    weight_sum, mixed = nearness_weighted(frame, piece.directions, ramps)
-    covered = weight_sum > 0
-    alpha = np.maximum.reduce(ramps)[covered][:, None]
-    return covered, alpha * mixed[covered] + (1.0 - alpha) * network[covered]
+def _blended(
+    frame: int,
+    pieces: list[_TileCandidates],
+    ramps: _Ramps,
+    filled: np.ndarray,
+    peak: float,
+    agreement: AgreementCheck | None,
+) -> list[tuple[_TileCandidates, np.ndarray, np.ndarray]]:
+    """Per tile, (pixels that change, their values in [-1, 1]): the directions' candidates
+    weighted by their ramps over their distance in time, mixed into the network's fill (the
+    ``filled`` frame, uint of ``peak``) by the strongest ramp, times the agreement's trust. The
+    trust is computed over the hole's box, like the ramps: per tile, a blur would see the tile's
+    edge."""
+    box = ramps.box
+    network_box = filled[box.slices].astype(np.float32) * (2.0 / peak) - 1.0
+    mixes = [nearness_weighted(frame, piece.directions, ramps.in_tile(piece.tile)) for piece in pieces]
+    alpha_box = np.maximum.reduce(ramps.weights)
+    if agreement is not None:
+        content_box = network_box.copy()
+        for piece, (weight_sum, mixed) in zip(pieces, mixes):
+            # The tile's content where it has some: hole pixels, so inside the box.
+            rows, cols = np.nonzero(weight_sum > 0)
+            content_box[rows + piece.tile.top - box.top, cols + piece.tile.left - box.left] = mixed[rows, cols]
+        alpha_box = alpha_box * agreement.trust(content_box, network_box)
+    pasted = []
+    for piece, (weight_sum, mixed) in zip(pieces, mixes):
+        covered = weight_sum > 0
+        network = filled[piece.tile.slices].astype(np.float32) * (2.0 / peak) - 1.0
+        alpha = _box_in_tile(box, alpha_box, piece.tile)[covered][:, None]
+        pasted.append((piece, covered, alpha * mixed[covered] + (1.0 - alpha) * network[covered]))
+    return pasted
