@@ -134,8 +134,8 @@ def paste_propagated(
             ramps = _coverage_ramps(hole, coverage, feather, margin)
             pasted = _blended(index, pieces, ramps, filled, peak, agreement)
         else:
-            pasted = [(piece, piece.directions[0].valid, piece.directions[0].candidate[piece.directions[0].valid])
-                      for piece in pieces]
+            nearest = [piece.directions[0] for piece in pieces]
+            pasted = [(piece, found.valid, found.candidate[found.valid]) for piece, found in zip(pieces, nearest)]
         for piece, covered, values in pasted:
             region = filled[piece.tile.slices]
             region[covered] = np.clip(np.rint((values + 1.0) * (peak / 2.0)), 0, peak).astype(output.dtype)
