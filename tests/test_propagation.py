@@ -152,11 +152,7 @@ def test_an_untrained_patch_stage_starts_from_the_propagated_content():
     the hole is the propagated content where some frame shows it: the stage starts from the
     other frames' full-resolution pixels, not from the (here empty) coarse fill."""
     truth, stored, holes = _shot(moving_hole=True)
-    network = IIVINet(IIVINetConfig(width=4, prior_channels=prior_channels(True))).eval()
-    predictor = PatchStagePredictor(
-        network, _stage_data(stored, holes), _ZeroPrior(), ProgressiveConfig(patch_size=64, tile_overlap=16), CPU, _motion(truth, holes)
-    )
-    filled = predictor.predict([2], [Tile(0, 0, HEIGHT, WIDTH)])[0].permute(1, 2, 0).numpy()
+    filled = _untrained_stage_fill(stored, holes, _motion(truth, holes))
     hole = holes[2]
     error = np.abs(filled - _unit(truth[2]))[hole]
     assert np.mean(error < 0.05) > 0.9
@@ -171,16 +167,22 @@ def test_a_patch_stage_with_lighting_is_given_content_at_its_frames_exposure():
     shot = np.clip(np.rint((truth * 0.6 + 30) * exposures[:, None, None, None]), 0, 255).astype(np.uint8)
     stored = shot.copy()
     stored[holes] = 255
-    network = IIVINet(IIVINetConfig(width=4, prior_channels=prior_channels(True))).eval()
     errors = {}
     for lighting in (False, True):
-        predictor = PatchStagePredictor(
-            network, _stage_data(stored, holes), _ZeroPrior(), ProgressiveConfig(patch_size=64, tile_overlap=16),
-            CPU, _motion(truth, holes), lighting=lighting,
-        )
-        filled = predictor.predict([2], [Tile(0, 0, HEIGHT, WIDTH)])[0].permute(1, 2, 0).numpy()
+        filled = _untrained_stage_fill(stored, holes, _motion(truth, holes), lighting=lighting)
         errors[lighting] = float(np.abs(filled - _unit(shot[2]))[holes[2]].mean())
     assert errors[True] < 0.4 * errors[False], errors
+
+
+def _untrained_stage_fill(stored: np.ndarray, holes: np.ndarray, motion: ShotMotion, **options) -> np.ndarray:
+    """Frame 2 (h, w, 3) in [-1, 1] as an untrained patch stage fills it: the content it is
+    given, where given (``options``: the stage's lighting and blend)."""
+    network = IIVINet(IIVINetConfig(width=4, prior_channels=prior_channels(True))).eval()
+    predictor = PatchStagePredictor(
+        network, _stage_data(stored, holes), _ZeroPrior(), ProgressiveConfig(patch_size=64, tile_overlap=16),
+        CPU, motion, **options,
+    )
+    return predictor.predict([2], [Tile(0, 0, HEIGHT, WIDTH)])[0].permute(1, 2, 0).numpy()
 
 
 def test_a_patch_stage_refuses_a_network_for_the_other_prior():
@@ -390,14 +392,9 @@ def test_a_patch_stage_is_given_the_nearest_sources_before_and_after_averaged():
     grain = np.random.default_rng(5).normal(0, 10, truth.shape)
     stored = np.clip(np.rint(truth + grain), 0, 255).astype(np.uint8)
     stored[holes] = 255
-    network = IIVINet(IIVINetConfig(width=4, prior_channels=prior_channels(True))).eval()
     errors = {}
     for blend in (False, True):
-        predictor = PatchStagePredictor(
-            network, _stage_data(stored, holes), _ZeroPrior(), ProgressiveConfig(patch_size=64, tile_overlap=16),
-            CPU, _motion(truth, holes), blend=blend,
-        )
-        filled = predictor.predict([2], [Tile(0, 0, HEIGHT, WIDTH)])[0].permute(1, 2, 0).numpy()
+        filled = _untrained_stage_fill(stored, holes, _motion(truth, holes), blend=blend)
         errors[blend] = float(np.abs(filled - _unit(truth[2]))[holes[2]].mean())
     assert errors[True] < 0.85 * errors[False], errors
 
