@@ -73,6 +73,14 @@ def _stage_data(stored: np.ndarray, holes: np.ndarray) -> StageData:
     return StageData(FrameStore.from_array(stored), FrameStore.from_array(holes), Stage(1, HEIGHT, WIDTH))
 
 
+def _with_grain(truth: np.ndarray, holes: np.ndarray) -> np.ndarray:
+    """``truth`` with its own grain in every frame (sigma 10 code values), holes filled with 255."""
+    grain = np.random.default_rng(5).normal(0, 10, truth.shape)
+    stored = np.clip(np.rint(truth + grain), 0, 255).astype(np.uint8)
+    stored[holes] = 255
+    return stored
+
+
 def _unit(image: np.ndarray) -> np.ndarray:
     return image.astype(np.float32) / 127.5 - 1.0
 
@@ -352,10 +360,7 @@ def test_blended_paste_averages_the_nearest_sources_before_and_after():
     """Grain differs in every frame: the nearest frame alone brings its own grain into the hole,
     the nearest before and after averaged bring less, and come nearer the clean picture."""
     truth, _, holes = _shot(moving_hole=True)
-    grain = np.random.default_rng(5).normal(0, 10, truth.shape)
-    shot = np.clip(np.rint(truth + grain), 0, 255).astype(np.uint8)
-    stored = shot.copy()
-    stored[holes] = 255
+    stored = _with_grain(truth, holes)
     motion = _motion(truth, holes)
     errors = {}
     for blend in (False, True):
@@ -389,9 +394,7 @@ def test_a_patch_stage_is_given_the_nearest_sources_before_and_after_averaged():
     every frame, an untrained stage (which returns its content) is nearer the clean picture
     with the nearest frames before and after averaged than with the nearest frame alone."""
     truth, _, holes = _shot(moving_hole=True)
-    grain = np.random.default_rng(5).normal(0, 10, truth.shape)
-    stored = np.clip(np.rint(truth + grain), 0, 255).astype(np.uint8)
-    stored[holes] = 255
+    stored = _with_grain(truth, holes)
     errors = {}
     for blend in (False, True):
         filled = _untrained_stage_fill(stored, holes, _motion(truth, holes), blend=blend)
