@@ -274,7 +274,9 @@ class ContentPropagationConfig:
     # to about the network's resolution (Gaussian of ``agreement_sigma`` px at the working size,
     # scaled up with the frame): trusted up to a mean difference of ``agreement_low``, not from
     # ``agreement_high`` (values in [-1, 1]). Content that moves on its own behind a hole is
-    # fetched from the wrong place by the flow completed there (inference/propagated_paste.py).
+    # fetched from the wrong place by the flow completed there (inference/agreement.py). The
+    # patch stages get the same check against their prior: content it contradicts is given to
+    # them as not found, so they do not learn to trust it.
     # Measured on the bikes street shot (a car behind a railing): +0.98 dB; carphone: see
     # BENCHMARKS.md. Settings from one shot (0.03-0.10 low, 0.15-0.40 high, sigma 0.75-3 all
     # gained 0.5-1.1 dB there), not tuned further.

@@ -21,7 +21,8 @@ import torch
 from archive_inpaint.config import ContentPropagationConfig, IIVIConfig, MethodConfig
 from archive_inpaint.inference.fill import WorkingPredictor, fill_shot_into, method_predictor
 from archive_inpaint.inference.progressive_fill import fill_shot_tiled
-from archive_inpaint.inference.propagated_paste import AgreementCheck, paste_propagated
+from archive_inpaint.inference.agreement import agreement_for
+from archive_inpaint.inference.propagated_paste import paste_propagated
 from archive_inpaint.inference.propagation import ShotMotion, WorkingFills
 from archive_inpaint.inference.stage_predictors import CoarseStagePredictor, PatchStagePredictor
 from archive_inpaint.media import (
@@ -197,13 +198,9 @@ def inpaint_stores(
             # share of the picture at any resolution.
             scale = max(1.0, frames.width / motion.size[1])
             feather = round(propagation.seam_feather * scale)
-            agreement = None
-            if propagation.check_agreement:
-                agreement = AgreementCheck(
-                    propagation.agreement_low, propagation.agreement_high, propagation.agreement_sigma * scale
-                )
             pasted = paste_propagated(
-                motion, frames, holes, output, propagation.lighting, propagation.blend_sources, feather, agreement
+                motion, frames, holes, output, propagation.lighting, propagation.blend_sources, feather,
+                agreement_for(propagation, scale),
             )
             log.info("content from other frames: %.1f%% of the hole pixels", 100.0 * pasted)
         return InpaintResult(

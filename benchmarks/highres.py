@@ -27,7 +27,9 @@ For each resolution, in fresh processes (so each peak RSS is that run's own):
 3. with ``--compare-plain``, **progressive-plain**: the same whole-frame stage, then patch stages
    trained without content propagated from other frames (the coarse prior alone); with
    ``--compare-nearest-source``, **progressive-nearest**: patch stages given the nearest source
-   frame's content alone, not the nearest before and after blended.
+   frame's content alone, not the nearest before and after blended; with
+   ``--compare-unchecked``, **progressive-unchecked**: patch stages given the content without
+   the agreement check (content the prior contradicts is given all the same).
 4. with ``--compare-whole-frame``, **whole-frame**: the same whole-frame stage with the patch
    stages off but content propagation on: the coarse fill upsampled, then other frames' pixels
    pasted at full resolution where the flow finds them (what ``max_stages=1`` ships). The patch
@@ -67,7 +69,7 @@ from archive_inpaint.training.stage_data import StageData  # noqa: E402
 from archive_inpaint.media import read_frames, write_frames  # noqa: E402
 from archive_inpaint.pipeline import ShotInputs, inpaint_files, resolve_device  # noqa: E402
 from benchmarks.footage import exposure_flicker  # noqa: E402
-from benchmarks.metrics import peak_rss_mib, score_hole  # noqa: E402
+from benchmarks.metrics import hole_squared_error, peak_rss_mib, score_hole  # noqa: E402
 
 FOOTAGE = REPO_ROOT.parent / "shared" / "footage"
 PHOTO = FOOTAGE / "seeding-5312x2988.jpg"
@@ -147,6 +149,7 @@ def bench_config(
     propagation = sampling.pop("propagation", True)
     lighting = sampling.pop("lighting", True)
     blend_sources = sampling.pop("blend_sources", True)
+    check_agreement = sampling.pop("check_agreement", True)
     progressive = ProgressiveConfig(
         max_stages=max_stages,
         iterations=args.patch_iterations,
@@ -158,8 +161,13 @@ def bench_config(
         **sampling,
     )
     return dataclasses.replace(base, progressive=progressive).with_overrides(
-        propagation=propagation, lighting=lighting, blend_sources=blend_sources
+        propagation=propagation, lighting=lighting, blend_sources=blend_sources, check_agreement=check_agreement
     )
+
+
+def hole_psnr_db(truth: np.ndarray, result: np.ndarray, hole: np.ndarray) -> float:
+    error, values = hole_squared_error(truth, result, hole)
+    return float(10 * np.log10(255.0**2 / max(error / values, 1e-10)))
 
 
 def run_worker(job: dict[str, Any]) -> None:
@@ -254,6 +262,8 @@ def main() -> None:
     parser.add_argument("--band-widths", default="", help="extra runs with these band widths (px), e.g. 8,32")
     parser.add_argument("--compare-plain", action="store_true",
                         help="also train the patch stages without propagated content (same whole-frame network)")
+    parser.add_argument("--compare-unchecked", action="store_true",
+                        help="also train the patch stages on the content without the agreement check")
     parser.add_argument("--compare-lighting", action="store_true",
                         help="also train the patch stages on propagated content without lighting compensation")
     parser.add_argument("--compare-nearest-source", action="store_true",
@@ -315,6 +325,9 @@ def main() -> None:
                 # The same stages given the nearest source frame's content, not the blend of the
                 # nearest before and after.
                 variants.append(("progressive-nearest", 4, {"blend_sources": False}))
+            if args.compare_unchecked:
+                # The same stages given the same content, whether or not the prior agrees.
+                variants.append(("progressive-unchecked", 4, {"check_agreement": False}))
             if args.compare_lighting:
                 # The same stages given the same content, each source's as it was lit.
                 variants.append(("progressive-no-lighting", 4, {"lighting": False}))
@@ -346,6 +359,10 @@ def main() -> None:
                 scores = score_hole(frames, filled, holes)
                 report["psnr_db"] = scores.psnr_mean_db
                 report["ssim"] = scores.ssim_mean
+                # Per frame: where a variant wins and loses follows what moves behind the hole.
+                report["psnr_per_frame_db"] = [
+                    round(hole_psnr_db(frames[t], filled[t], holes[t]), 2) for t in range(len(frames)) if holes[t].any()
+                ]
                 unmasked_exact = bool((filled[~holes] == frames[~holes]).all())
                 report["unmasked_bit_exact"] = unmasked_exact
                 run[name] = report
@@ -376,7 +393,8 @@ def to_markdown(results: dict[str, Any]) -> str:
         methods = ["progressive", "coarse-only"] + [
             m for m in run if isinstance(run[m], dict)
             and (m.endswith("-out") or m in (
-                "whole-frame", "progressive-nearest", "progressive-plain", "progressive-no-lighting"))
+                "whole-frame", "progressive-nearest", "progressive-plain", "progressive-no-lighting",
+                "progressive-unchecked"))
         ]
         for method in methods:
             r = run[method]

@@ -178,10 +178,10 @@ def test_bf16_precision_reaches_the_patch_stages():
     assert (result.frames[~holes] == frames[~holes]).all()
 
 
-def test_a_patch_stage_trained_without_lighting_or_blending_is_not_resumed_with_them():
-    """Lighting compensation and blended sources change the content a patch stage is given, so
-    they are part of the stage's checkpoint fingerprint; without propagation there is no
-    content, and they are not."""
+def test_a_patch_stage_trained_without_lighting_blending_or_the_check_is_not_resumed_with_them():
+    """Lighting compensation, blended sources and the agreement check change the content a
+    patch stage is given, so they are part of the stage's checkpoint fingerprint; without
+    propagation there is no content, and they are not."""
     frames, holes = _panning_shot(num_frames=2)
     data = StageData(FrameStore.from_array(frames), FrameStore.from_array(holes), Stage(1, 96, 160))
 
@@ -192,3 +192,5 @@ def test_a_patch_stage_trained_without_lighting_or_blending_is_not_resumed_with_
     assert fingerprint(blend_sources=True) != fingerprint(blend_sources=False)
     assert fingerprint(propagation=False, lighting=True) == fingerprint(propagation=False, lighting=False)
     assert fingerprint(propagation=False, blend_sources=True) == fingerprint(propagation=False, blend_sources=False)
+    assert fingerprint(check_agreement=True) != fingerprint(check_agreement=False)
+    assert fingerprint(propagation=False, check_agreement=True) == fingerprint(propagation=False, check_agreement=False)

@@ -10,7 +10,8 @@ import torch
 from archive_inpaint.config import ContentPropagationConfig, ProgressiveConfig
 from archive_inpaint.inference.fill import fill_shot_into
 from archive_inpaint.inference import propagated_paste
-from archive_inpaint.inference.propagated_paste import AgreementCheck, paste_propagated
+from archive_inpaint.inference.agreement import AgreementCheck, agreement_for
+from archive_inpaint.inference.propagated_paste import paste_propagated
 from archive_inpaint.inference.propagation import (
     ShotMotion,
     WorkingFills,
@@ -222,12 +223,15 @@ def test_flow_fields_beyond_the_memory_budget_are_recomputed_the_same():
 def test_propagation_lets_a_patch_stage_fill_what_the_coarse_stage_cannot():
     """End to end through the engine: a panning texture under a moving hole, a whole-frame
     stage far too small and short to hold the texture, and one patch step. Without propagation
-    the patch stage can only return the coarse fill; with it, the other frames' pixels."""
+    the patch stage can only return the coarse fill; with it, the other frames' pixels. (No
+    agreement check: a coarse fill this poor contradicts the right content.)"""
     truth, _, holes = _shot(moving_hole=True)
     errors = {}
     for propagation in (False, True):
         progressive = ProgressiveConfig(max_stages=2, iterations=1, batch_size=2, patch_size=64, tile_overlap=16)
-        config = tiny_config(20, working_long_side=48, progressive=progressive).with_overrides(propagation=propagation)
+        config = tiny_config(20, working_long_side=48, progressive=progressive).with_overrides(
+            propagation=propagation, check_agreement=False
+        )
         result = inpaint_arrays(truth, holes, config, CPU)
         assert result.stages == 2
         assert (result.frames[~holes] == truth[~holes]).all()
@@ -456,6 +460,55 @@ def test_content_the_network_contradicts_is_faded_back_to_its_fill():
     # Contradicted: the network's fill stays; without the check the content replaces it.
     assert from_network(dark, check) < 2.0
     assert from_network(dark, None) > 50.0
+
+
+class _FixedPrior:
+    """A previous stage whose fill is ``frames`` (N, H, W, 3) uint8, whatever the holes."""
+
+    def __init__(self, frames: np.ndarray) -> None:
+        self.frames = torch.from_numpy(_unit(frames)).permute(0, 3, 1, 2)
+
+    def prior_for(self, frame_ids, tiles, next_size, extra=None):
+        return torch.stack([self.frames[f][:, t.slices[0], t.slices[1]] for f, t in zip(frame_ids, tiles)])
+
+
+def test_a_patch_stage_is_not_given_content_its_prior_contradicts():
+    """With the agreement check, propagated content that the previous stage's fill contradicts
+    at low frequencies counts as not found: an untrained stage (which returns the image it is
+    given to correct) returns the prior there, and the content where the prior agrees with it."""
+    truth, stored, holes = _shot(moving_hole=True)
+    motion = _motion(truth, holes)
+    blurred = np.stack([cv2.GaussianBlur(frame, (0, 0), 2) for frame in truth])
+    dark = np.full_like(truth, 10)
+    check = AgreementCheck(0.06, 0.25, 1.5)
+    network = IIVINet(IIVINetConfig(width=4, prior_channels=prior_channels(True))).eval()
+    hole = holes[2]
+
+    def fill(prior: np.ndarray, agreement: AgreementCheck | None) -> np.ndarray:
+        predictor = PatchStagePredictor(
+            network, _stage_data(stored, holes), _FixedPrior(prior), ProgressiveConfig(patch_size=64, tile_overlap=16),
+            CPU, motion, agreement=agreement,
+        )
+        return predictor.predict([2], [Tile(0, 0, HEIGHT, WIDTH)])[0].permute(1, 2, 0).numpy()
+
+    def error(result: np.ndarray, reference: np.ndarray) -> float:
+        return float(np.abs(result - _unit(reference[2]))[hole].mean())
+
+    # Contradicted: the prior comes through; without the check the content replaces it.
+    assert error(fill(dark, check), dark) < 0.03
+    assert error(fill(dark, None), dark) > 0.4
+    # Agreeing: the content's detail comes through, as without the check, sharper than the prior.
+    assert error(fill(blurred, check), truth) < error(fill(blurred, None), truth) + 0.01
+    assert error(fill(blurred, check), truth) < 0.5 * error(_unit(blurred[2]), truth)
+
+
+def test_the_agreement_blur_grows_with_the_picture():
+    """The blur is set at the working size, where the network's detail ends: a fill at twice
+    that size blurs twice as far; the check off gives none."""
+    settings = ContentPropagationConfig(agreement_sigma=1.5)
+    assert agreement_for(settings, 1.0) == AgreementCheck(settings.agreement_low, settings.agreement_high, 1.5)
+    assert agreement_for(settings, 2.5).sigma == pytest.approx(3.75)
+    assert agreement_for(ContentPropagationConfig(check_agreement=False), 2.0) is None
 
 
 def test_agreement_settings_are_checked():

@@ -15,23 +15,19 @@ weight also ramps down to zero over ``feather`` px towards the hole pixels it do
 where neither direction covers a pixel the network's own fill takes over along the same ramp:
 every change of source is a ramp, never a step.
 
-Why check the content against the network's fill: inside a hole the flow is completed from the
-flow around it, one smooth field, so content that moves on its own behind the hole (a car passing
-behind a static railing) is fetched from the wrong place, and nothing in the flow says so. The
-network, trained on the whole shot, is roughly right there at its own (working) resolution. So
-both are blurred to about that resolution and where they differ the blend fades back to the
-network's fill (``AgreementCheck``): the content keeps the detail the network cannot give, not
-structure the network contradicts.
+Where the content differs from the network's fill at low frequencies, the blend fades back to
+the network's fill (``AgreementCheck``, agreement.py: content moving on its own behind a hole is
+fetched from the wrong place by the completed flow).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
+from archive_inpaint.inference.agreement import AgreementCheck
 from archive_inpaint.inference.propagation import (
     Found,
     ShotMotion,
@@ -50,35 +46,6 @@ from archive_inpaint.training.stages import Stage
 # grid may still overlap them to fit the frame); they only bound the memory of the coordinate
 # maps (a whole 4K frame's would be hundreds of MB).
 PASTE_TILE = 256
-
-
-@dataclass(frozen=True)
-class AgreementCheck:
-    """How far pasted content may differ from the network's fill at low frequencies: both are
-    blurred (Gaussian, ``sigma`` px of the frame pasted into) and the content is trusted fully up
-    to a mean absolute difference of ``low`` per channel, not at all from ``high`` (values in
-    [-1, 1]: 0.06 is about 8 code values of 255), linearly between."""
-
-    low: float
-    high: float
-    sigma: float
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.low < self.high:
-            raise ValueError(f"agreement thresholds must satisfy 0 <= low < high, got {self.low}, {self.high}")
-        if self.sigma <= 0:
-            raise ValueError(f"agreement sigma must be positive, got {self.sigma}")
-
-    @property
-    def reach(self) -> int:
-        """Px the blur reads around a pixel."""
-        return math.ceil(3 * self.sigma)
-
-    def trust(self, content: np.ndarray, network: np.ndarray) -> np.ndarray:
-        """(h, w) in [0, 1] for ``content`` and ``network`` (h, w, 3) in [-1, 1]."""
-        blurred = [cv2.GaussianBlur(image, (0, 0), self.sigma) for image in (content, network)]
-        difference = np.abs(blurred[0] - blurred[1]).mean(axis=-1)
-        return np.clip((self.high - difference) / (self.high - self.low), 0.0, 1.0).astype(np.float32)
 
 
 @dataclass

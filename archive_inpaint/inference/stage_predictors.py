@@ -10,7 +10,10 @@ pseudo-hole's prior is a genuine lower-resolution fill, not a blurred copy of th
   image, its hole and its own prior (asked of the stage below), with some context around it.
   With the shot's motion, the prior also carries content propagated from other frames
   (``propagation.py``): the image the stage corrects is the previous stage's fill with that
-  content pasted in where it was found, followed by the plain fill and the validity mask.
+  content pasted in where it was found, followed by the plain fill and the validity mask. With
+  an agreement check, content the prior contradicts at low frequencies counts as not found
+  (partly, between the check's thresholds): the stage cannot learn to trust content that the
+  flow fetched from the wrong place (agreement.py).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import numpy as np
 import torch
 
 from archive_inpaint.config import ProgressiveConfig
+from archive_inpaint.inference.agreement import AgreementCheck
 from archive_inpaint.inference.tiles import BlendedRegion, Tile, blend_tiles, tile_grid, tiles_touching
 from archive_inpaint.inference.propagation import ShotMotion, content_for_patch
 from archive_inpaint.models.iivi_net import DOWNSAMPLE_FACTOR, IIVINet, IIVIOutput
@@ -101,6 +105,7 @@ class PatchStagePredictor:
         motion: ShotMotion | None = None,
         lighting: bool = False,
         blend: bool = False,
+        agreement: AgreementCheck | None = None,
     ) -> None:
         expected = prior_channels(motion is not None)
         if network.config.prior_channels != expected:
@@ -117,6 +122,8 @@ class PatchStagePredictor:
         # Propagated content brought to each frame's lighting, and the nearest sources before and
         # after averaged (ContentPropagationConfig.lighting, .blend_sources).
         self.lighting, self.blend = lighting, blend
+        # Content is trusted only where it agrees with the prior (blur in px of this stage).
+        self.agreement = agreement
         self._cache: tuple[int, torch.Tensor] | None = None
 
     def use_data(self, data: StageData) -> None:
@@ -163,6 +170,12 @@ class PatchStagePredictor:
         candidate = torch.from_numpy(np.stack([f.candidate for f in found])).permute(0, 3, 1, 2).to(prior)
         valid = torch.from_numpy(np.stack([f.valid for f in found]))[:, None].to(prior)
         pasted = valid * candidate + (1.0 - valid) * prior
+        if self.agreement is not None:
+            # Per tile, as in training: the same tile gets the same input either way.
+            as_images = [t.permute(0, 2, 3, 1).float().cpu().numpy() for t in (pasted, prior)]
+            trust = np.stack([self.agreement.trust(c, p) for c, p in zip(*as_images)])
+            valid = valid * torch.from_numpy(trust)[:, None].to(prior)
+            pasted = valid * candidate + (1.0 - valid) * prior
         return torch.cat([pasted, prior, valid], dim=1)
 
     def run(

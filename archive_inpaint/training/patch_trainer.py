@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from archive_inpaint.config import IIVIConfig
+from archive_inpaint.inference.agreement import agreement_for
 from archive_inpaint.inference.stage_predictors import (
     CoarseStagePredictor,
     PatchStagePredictor,
@@ -61,7 +62,7 @@ def patch_stage_fingerprint(base_fingerprint: str, stage_index: int, data: Stage
     digest.update(repr(sorted(learnt.items())).encode())
     digest.update(repr(asdict(config.model)).encode())
     propagation = config.content_propagation
-    # Lighting and blending change the content the stage is given, so a stage trained without
+    # Lighting, blending and the agreement check change the content the stage is given, so a stage trained without
     # them is not resumed with them (and a stage without propagation is given none: its digest
     # is unchanged).
     shape = (propagation.patch_stages, propagation.radius)
@@ -69,6 +70,8 @@ def patch_stage_fingerprint(base_fingerprint: str, stage_index: int, data: Stage
         shape += ("lighting",)
     if propagation.patch_stages and propagation.blend_sources:
         shape += ("blended",)
+    if propagation.patch_stages and propagation.check_agreement:
+        shape += ("agreement", propagation.agreement_low, propagation.agreement_high, propagation.agreement_sigma)
     digest.update(repr(shape).encode())
     return digest.hexdigest()
 
@@ -152,7 +155,12 @@ def train_patch_stage(
     generator = torch.Generator().manual_seed(config.train.seed + 1000 * stage.index)
     lighting = motion is not None and config.content_propagation.lighting
     blend = motion is not None and config.content_propagation.blend_sources
-    predictor = PatchStagePredictor(network, data, previous, prog, device, motion, lighting, blend)
+    agreement = None
+    if motion is not None:
+        # The check's blur is set at the working size, where the motion (and the prior's detail)
+        # was measured.
+        agreement = agreement_for(config.content_propagation, stage.width / motion.size[1])
+    predictor = PatchStagePredictor(network, data, previous, prog, device, motion, lighting, blend, agreement)
     fingerprint = patch_stage_fingerprint(base_fingerprint, stage.index, data, config)
     resumable = Resumable(
         network, optimizer, generator, checkpoint_dir, fingerprint, config.train.keep_checkpoints
