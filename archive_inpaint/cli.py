@@ -240,7 +240,7 @@ def inpaint(
             "--check-agreement/--no-check-agreement",
             help="Fade blended content from other frames back to the network's fill where the two "
             "disagree once blurred (content moving on its own behind the hole, fetched from the wrong "
-            "place); on by default.",
+            "place); patch stages are not given content their prior contradicts. On by default.",
         ),
     ] = None,
     stabilization: Annotated[
