@@ -277,8 +277,8 @@ class ContentPropagationConfig:
     # fetched from the wrong place by the flow completed there (inference/agreement.py). The
     # patch stages get the same check against their prior: content it contradicts is given to
     # them as not found, so they do not learn to trust it.
-    # Measured on the bikes street shot (a car behind a railing): +0.98 dB; carphone: see
-    # BENCHMARKS.md. Settings from one shot (0.03-0.10 low, 0.15-0.40 high, sigma 0.75-3 all
+    # Measured on the bikes street shot (a car behind a railing): +0.98 dB for the whole-frame
+    # fill, +1.27 dB for the patch stage; balle +0.52 dB, carphone -0.15 dB (BENCHMARKS.md). Settings from one shot (0.03-0.10 low, 0.15-0.40 high, sigma 0.75-3 all
     # gained 0.5-1.1 dB there), not tuned further.
     check_agreement: bool = True
     agreement_low: float = 0.06
