@@ -33,7 +33,8 @@ For each resolution, in fresh processes (so each peak RSS is that run's own):
 4. with ``--compare-whole-frame``, **whole-frame**: the same whole-frame stage with the patch
    stages off but content propagation on: the coarse fill upsampled, then other frames' pixels
    pasted at full resolution where the flow finds them (what ``max_stages=1`` ships). The patch
-   stages are worth their training time only where they beat this.
+   stages are worth their training time only where they beat this. And **whole-frame-unchecked**:
+   the same without the agreement check.
 
 PSNR and SSIM are scored inside the hole against the original frames.
 """
@@ -319,8 +320,11 @@ def main() -> None:
                 ("progressive", 4, {}), ("coarse-only", 1, {"propagation": False})
             ]
             if args.compare_whole_frame:
-                # The whole-frame stage's fill with other frames' content pasted at full size.
+                # The whole-frame stage's fill with other frames' content pasted at full size;
+                # and the same without the agreement check, which judges the content by a coarse
+                # fill that is worse the larger the frame is against the working size.
                 variants.append(("whole-frame", 1, {}))
+                variants.append(("whole-frame-unchecked", 1, {"check_agreement": False}))
             if args.compare_nearest_source:
                 # The same stages given the nearest source frame's content, not the blend of the
                 # nearest before and after.
@@ -393,7 +397,7 @@ def to_markdown(results: dict[str, Any]) -> str:
         methods = ["progressive", "coarse-only"] + [
             m for m in run if isinstance(run[m], dict)
             and (m.endswith("-out") or m in (
-                "whole-frame", "progressive-nearest", "progressive-plain", "progressive-no-lighting",
+                "whole-frame", "whole-frame-unchecked", "progressive-nearest", "progressive-plain", "progressive-no-lighting",
                 "progressive-unchecked"))
         ]
         for method in methods:
