@@ -394,11 +394,10 @@ def to_markdown(results: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, run in runs.items():
+        # Every variant run, the two always run first; the sampling sweep has its own table.
         methods = ["progressive", "coarse-only"] + [
-            m for m in run if isinstance(run[m], dict)
-            and (m.endswith("-out") or m in (
-                "whole-frame", "whole-frame-unchecked", "progressive-nearest", "progressive-plain", "progressive-no-lighting",
-                "progressive-unchecked"))
+            m for m, r in run.items() if isinstance(r, dict)
+            and m not in ("progressive", "coarse-only") and not m.startswith(("bas-", "band-"))
         ]
         for method in methods:
             r = run[method]
