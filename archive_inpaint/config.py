@@ -278,8 +278,11 @@ class ContentPropagationConfig:
     # patch stages get the same check against their prior: content it contradicts is given to
     # them as not found, so they do not learn to trust it.
     # Measured on the bikes street shot (a car behind a railing): +0.98 dB for the whole-frame
-    # fill, +1.27 dB for the patch stage; balle +0.52 dB, carphone -0.15 dB (BENCHMARKS.md). Settings from one shot (0.03-0.10 low, 0.15-0.40 high, sigma 0.75-3 all
-    # gained 0.5-1.1 dB there), not tuned further.
+    # fill, +1.27 dB for the patch stage; balle +0.52 dB, carphone -0.15 dB (BENCHMARKS.md).
+    # Settings from one shot (0.03-0.10 low, 0.15-0.40 high, sigma 0.75-3 all gained 0.5-1.1 dB
+    # there), not tuned further. The thresholds are absolute, so a poor coarse fill makes it
+    # reject right content: on a 4K pan (12x the working size) it costs the whole-frame fill
+    # 3.02 dB. A check relative to the fill's own error is open work.
     check_agreement: bool = True
     agreement_low: float = 0.06
     agreement_high: float = 0.25
