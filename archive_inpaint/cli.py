@@ -243,6 +243,15 @@ def inpaint(
             "place); patch stages are not given content their prior contradicts. On by default.",
         ),
     ] = None,
+    agreement_between_sources: Annotated[
+        bool | None,
+        typer.Option(
+            "--agreement-between-sources/--no-agreement-between-sources",
+            help="Where frames before and after both show a hole pixel, judge the content by how far "
+            "they agree with each other, not by the network's fill (which is far off on footage many "
+            "times its working size); the network judges pixels one side shows. On by default.",
+        ),
+    ] = None,
     stabilization: Annotated[
         float | None,
         typer.Option(help="Weight of the stabilization loss (against flicker in never-visible regions; 0: off).", min=0),
@@ -316,6 +325,7 @@ def inpaint(
             lighting=lighting,
             blend_sources=blend_sources,
             check_agreement=check_agreement,
+            agreement_between_sources=agreement_between_sources,
             stabilization_weight=stabilization,
             contextual_weight=contextual,
             vgg_weights=vgg_weights,

@@ -29,7 +29,10 @@ For each resolution, in fresh processes (so each peak RSS is that run's own):
    ``--compare-nearest-source``, **progressive-nearest**: patch stages given the nearest source
    frame's content alone, not the nearest before and after blended; with
    ``--compare-unchecked``, **progressive-unchecked**: patch stages given the content without
-   the agreement check (content the prior contradicts is given all the same).
+   the agreement check (content the prior contradicts is given all the same); with
+   ``--compare-network-judged``, **progressive-network-judged**: the check judged by the prior
+   alone, also where frames before and after both show a pixel (and, with
+   ``--compare-whole-frame``, **whole-frame-network-judged**).
 4. with ``--compare-whole-frame``, **whole-frame**: the same whole-frame stage with the patch
    stages off but content propagation on: the coarse fill upsampled, then other frames' pixels
    pasted at full resolution where the flow finds them (what ``max_stages=1`` ships). The patch
@@ -151,6 +154,7 @@ def bench_config(
     lighting = sampling.pop("lighting", True)
     blend_sources = sampling.pop("blend_sources", True)
     check_agreement = sampling.pop("check_agreement", True)
+    between_sources = sampling.pop("agreement_between_sources", True)
     progressive = ProgressiveConfig(
         max_stages=max_stages,
         iterations=args.patch_iterations,
@@ -162,7 +166,11 @@ def bench_config(
         **sampling,
     )
     return dataclasses.replace(base, progressive=progressive).with_overrides(
-        propagation=propagation, lighting=lighting, blend_sources=blend_sources, check_agreement=check_agreement
+        propagation=propagation,
+        lighting=lighting,
+        blend_sources=blend_sources,
+        check_agreement=check_agreement,
+        agreement_between_sources=between_sources,
     )
 
 
@@ -265,6 +273,9 @@ def main() -> None:
                         help="also train the patch stages without propagated content (same whole-frame network)")
     parser.add_argument("--compare-unchecked", action="store_true",
                         help="also train the patch stages on the content without the agreement check")
+    parser.add_argument("--compare-network-judged", action="store_true",
+                        help="also run the agreement check with the network's fill as the only judge "
+                        "(not the two sides where both show a pixel)")
     parser.add_argument("--compare-lighting", action="store_true",
                         help="also train the patch stages on propagated content without lighting compensation")
     parser.add_argument("--compare-nearest-source", action="store_true",
@@ -329,6 +340,12 @@ def main() -> None:
                 # The same stages given the nearest source frame's content, not the blend of the
                 # nearest before and after.
                 variants.append(("progressive-nearest", 4, {"blend_sources": False}))
+            if args.compare_network_judged:
+                # The agreement check judged by the network's fill alone, also where frames before
+                # and after both show a pixel and could judge it themselves.
+                variants.append(("progressive-network-judged", 4, {"agreement_between_sources": False}))
+                if args.compare_whole_frame:
+                    variants.append(("whole-frame-network-judged", 1, {"agreement_between_sources": False}))
             if args.compare_unchecked:
                 # The same stages given the same content, whether or not the prior agrees.
                 variants.append(("progressive-unchecked", 4, {"check_agreement": False}))

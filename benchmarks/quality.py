@@ -104,6 +104,9 @@ class EngineJob:
     # Where to save the same network's fill with each hole pixel the nearest source frame's, not
     # blended from the nearest before and after, when the run blended; "" for none.
     nearest_source_path: str = ""
+    # Where to save the same network's fill with the agreement check judged by the network's fill
+    # alone (not by the two sides where frames before and after both show a pixel); "" for none.
+    network_judged_path: str = ""
     checkpoint_dir: str = ""
 
 
@@ -170,6 +173,12 @@ def run_engine_worker(job_path: Path) -> None:
         if propagation.whole_frame_fill and propagation.blend_sources
         else None
     )
+    network_judged_seconds = (
+        fill_again(job.network_judged_path, agreement_between_sources=False)
+        if propagation.whole_frame_fill and propagation.blend_sources and propagation.check_agreement
+        and propagation.agreement_between_sources
+        else None
+    )
     report = {
         "iterations": result.iterations,
         "train_seconds": result.train_seconds,
@@ -189,6 +198,7 @@ def run_engine_worker(job_path: Path) -> None:
         "network_only_fill_seconds": network_only_seconds,
         "no_lighting_fill_seconds": no_lighting_seconds,
         "nearest_source_fill_seconds": nearest_source_seconds,
+        "network_judged_fill_seconds": network_judged_seconds,
     }
     Path(job.report_path).write_text(json.dumps(report, indent=2))
 
@@ -205,8 +215,9 @@ def run_engine(
 ) -> tuple[np.ndarray, dict[str, Any], dict[str, np.ndarray]]:
     """Run one method's preset on ``clip`` in a fresh Python process; (filled frames, its report,
     the same network's other fills: "network-only" without content from other frames,
-    "no-lighting" with that content without lighting compensation, and "nearest-source" with
-    each pixel the nearest source frame's, unblended, where they apply)."""
+    "no-lighting" with that content without lighting compensation, "nearest-source" with
+    each pixel the nearest source frame's, unblended, and "network-judged" with the agreement
+    check judged by the network's fill alone, where they apply)."""
     frames_path = scratch / f"{clip.name}-frames.npy"
     holes_path = scratch / f"{clip.name}-holes.npy"
     if not frames_path.exists():
@@ -226,6 +237,7 @@ def run_engine(
         network_only_path=str(scratch / f"{clip.name}-{method}-{preset_name}-{gan_weight:g}-network-only.npy"),
         no_lighting_path=str(scratch / f"{clip.name}-{method}-{preset_name}-{gan_weight:g}-no-lighting.npy"),
         nearest_source_path=str(scratch / f"{clip.name}-{method}-{preset_name}-{gan_weight:g}-nearest-source.npy"),
+        network_judged_path=str(scratch / f"{clip.name}-{method}-{preset_name}-{gan_weight:g}-network-judged.npy"),
         checkpoint_dir=str(scratch / f"{clip.name}-{method}-{preset_name}-{gan_weight:g}-checkpoints"),
     )
     job_path = scratch / f"{clip.name}-{method}-{preset_name}-{gan_weight:g}-job.json"
@@ -245,6 +257,7 @@ def run_engine(
         ("network-only", job.network_only_path),
         ("no-lighting", job.no_lighting_path),
         ("nearest-source", job.nearest_source_path),
+        ("network-judged", job.network_judged_path),
     ):
         if Path(path).exists():
             others[name] = np.load(path)
@@ -406,6 +419,10 @@ def benchmark_clip(
                 "network-only": ("network fill only (no content from other frames)", "network_only_fill_seconds"),
                 "no-lighting": ("content from other frames without lighting compensation", "no_lighting_fill_seconds"),
                 "nearest-source": ("the nearest source frame's content, not blended", "nearest_source_fill_seconds"),
+                "network-judged": (
+                    "agreement judged by the network's fill alone, not by the two sides",
+                    "network_judged_fill_seconds",
+                ),
             }
             for other, (description, seconds_key) in other_fills.items():
                 if other not in others:

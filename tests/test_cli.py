@@ -130,9 +130,10 @@ def test_cli_progressive_stages_fill_at_full_resolution(shot, tmp_path, propagat
     lighting = "--lighting" if propagation == "--propagation" else "--no-lighting"
     blend = "--blend-sources" if propagation == "--propagation" else "--no-blend-sources"
     agreement = "--check-agreement" if propagation == "--propagation" else "--no-check-agreement"
+    judge = "--no-agreement-between-sources" if propagation == "--propagation" else "--agreement-between-sources"
     args = [
         "--working-size", "16", "--stages", "2", "--patch-size", "32", "--patch-iterations", "2",
-        propagation, lighting, blend, agreement,
+        propagation, lighting, blend, agreement, judge,
     ]
     result = invoke("inpaint", video, "--mask", mask, "-o", output, *TINY_RUN, *args)
     _succeeded(result)
@@ -143,6 +144,7 @@ def test_cli_progressive_stages_fill_at_full_resolution(shot, tmp_path, propagat
     assert recorded["lighting"] is (lighting == "--lighting")
     assert recorded["blend_sources"] is (blend == "--blend-sources")
     assert recorded["check_agreement"] is (agreement == "--check-agreement")
+    assert recorded["agreement_between_sources"] is (judge == "--agreement-between-sources")
 
 
 def test_cli_single_frame_mask_with_regularizers(shot, tmp_path):

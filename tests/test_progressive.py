@@ -179,9 +179,10 @@ def test_bf16_precision_reaches_the_patch_stages():
 
 
 def test_a_patch_stage_trained_without_lighting_blending_or_the_check_is_not_resumed_with_them():
-    """Lighting compensation, blended sources and the agreement check change the content a
-    patch stage is given, so they are part of the stage's checkpoint fingerprint; without
-    propagation there is no content, and they are not."""
+    """Lighting compensation, blended sources and the agreement check (and who judges in it)
+    change the content a patch stage is given, so they are part of the stage's checkpoint
+    fingerprint; without propagation there is no content, and they are not (nor the judge
+    without the check)."""
     frames, holes = _panning_shot(num_frames=2)
     data = StageData(FrameStore.from_array(frames), FrameStore.from_array(holes), Stage(1, 96, 160))
 
@@ -194,3 +195,7 @@ def test_a_patch_stage_trained_without_lighting_blending_or_the_check_is_not_res
     assert fingerprint(propagation=False, blend_sources=True) == fingerprint(propagation=False, blend_sources=False)
     assert fingerprint(check_agreement=True) != fingerprint(check_agreement=False)
     assert fingerprint(propagation=False, check_agreement=True) == fingerprint(propagation=False, check_agreement=False)
+    assert fingerprint(agreement_between_sources=True) != fingerprint(agreement_between_sources=False)
+    unchecked = dict(check_agreement=False)
+    judged_by_sides = fingerprint(agreement_between_sources=True, **unchecked)
+    assert judged_by_sides == fingerprint(agreement_between_sources=False, **unchecked)

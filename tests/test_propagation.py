@@ -10,7 +10,7 @@ import torch
 from archive_inpaint.config import ContentPropagationConfig, ProgressiveConfig
 from archive_inpaint.inference.fill import fill_shot_into
 from archive_inpaint.inference import propagated_paste
-from archive_inpaint.inference.agreement import AgreementCheck, agreement_for
+from archive_inpaint.inference.agreement import AgreementCheck, SideContent, agreement_for
 from archive_inpaint.inference.propagated_paste import paste_propagated
 from archive_inpaint.inference.propagation import (
     ShotMotion,
@@ -434,13 +434,14 @@ def test_blended_patch_content_weighs_each_side_by_nearness_in_time():
 
 
 def test_content_the_network_contradicts_is_faded_back_to_its_fill():
-    """The agreement check keeps content whose low frequencies match the network's fill (here
-    the network's fill is the truth blurred: the content adds its detail) and drops content that
-    contradicts it (here the network says dark where the other frames show the texture: as
-    when the flow fetched the wrong place); without the check both are pasted alike."""
+    """The agreement check judged by the network alone keeps content whose low frequencies match
+    the network's fill (here the network's fill is the truth blurred: the content adds its
+    detail) and drops content that contradicts it (here the network says dark where the other
+    frames show the texture: as when the flow fetched the wrong place); without the check both
+    are pasted alike."""
     truth, stored, holes = _shot(moving_hole=True)
     motion = _motion(truth, holes)
-    check = AgreementCheck(0.06, 0.25, 1.5)
+    check = AgreementCheck(0.06, 0.25, 1.5, between_sources=False)
     blurred = np.stack([cv2.GaussianBlur(frame, (0, 0), 2) for frame in truth])
     agreeing = np.where(holes[..., None], blurred, stored)
     dark = np.where(holes[..., None], np.uint8(10), stored)
@@ -462,6 +463,60 @@ def test_content_the_network_contradicts_is_faded_back_to_its_fill():
     assert from_network(dark, None) > 50.0
 
 
+def test_content_both_sides_show_alike_is_kept_whatever_the_network_says():
+    """Frames before and after a hole pixel that both show it, and agree, judge the content
+    themselves: the texture of a panned shot is pasted where the network's fill is dark (a
+    network far below the picture's resolution), not faded back to it as the network's
+    judgement alone does; pixels only one side shows are still the network's to judge."""
+    truth, stored, holes = _shot(moving_hole=True)
+    motion = _motion(truth, holes)
+    dark = np.where(holes[..., None], np.uint8(10), stored)
+    both_sides = holes[1:-1]  # frames with sources on both sides (most of their holes)
+    results = {
+        between: _paste(stored, holes, dark, motion, lighting=False, agreement=AgreementCheck(0.06, 0.25, 1.5, between))
+        for between in (True, False)
+    }
+    error = {k: np.abs(r[1:-1][both_sides].astype(float) - truth[1:-1][both_sides]) for k, r in results.items()}
+    assert np.median(error[True]) < 6.0
+    assert np.median(error[False]) > 50.0
+    # The first frame has only later frames to draw on: the network decides there either way.
+    np.testing.assert_array_equal(results[True][0], results[False][0])
+    assert np.abs(results[True][0][holes[0]].astype(float) - 10).mean() < 2.0
+
+
+def test_sides_that_disagree_are_not_trusted_even_where_the_network_agrees():
+    """Content moving on its own behind a hole is fetched from two different wrong places by the
+    completed flow: the frames before show one texture, the frames after another. Their blend
+    agrees with a network fill of the same mean, so the network's judgement trusts the ghosted
+    mix; the two sides' judgement does not. Pixels one side shows are judged by the network."""
+    check = AgreementCheck(0.06, 0.25, 1.5)
+    rng = np.random.default_rng(3)
+    size = (48, 64)
+    # Texture coarser than the blur, in opposite phase on the two sides: same mean, different picture.
+    coarse = cv2.resize(rng.uniform(-0.5, 0.5, (6, 8, 1)).astype(np.float32), size[::-1], interpolation=cv2.INTER_CUBIC)
+    earlier = np.repeat(coarse[..., None], 3, axis=2) if coarse.ndim == 2 else np.repeat(coarse, 3, axis=2)
+    later = -earlier
+    valid_earlier = np.ones(size, dtype=bool)
+    valid_later = np.ones(size, dtype=bool)
+    valid_later[:, 48:] = False  # the right edge: only the earlier frames show it
+    blend = np.where(valid_later[..., None], (earlier + later) / 2, earlier)
+    network = np.where(valid_later[..., None], 0.0, earlier).astype(np.float32)
+    sides = (SideContent(earlier, valid_earlier), SideContent(later, valid_later))
+    by_network = check.judge(blend, network)
+    by_sides = check.judge(blend, network, sides)
+    inner = np.zeros(size, dtype=bool)
+    inner[8:40, 8:40] = True  # both sides, away from where the blur sees the one-sided edge
+    assert by_network[inner].min() > 0.99
+    assert np.mean(by_sides[inner] < 0.5) > 0.5
+    np.testing.assert_array_equal(by_sides[:, 48:], by_network[:, 48:])
+    # Sides that agree are trusted wherever both show the pixel.
+    agreeing = (SideContent(earlier, valid_earlier), SideContent(earlier.copy(), valid_later))
+    assert check.judge(earlier, np.zeros_like(earlier), agreeing)[:, :48].min() == 1.0
+    # Off: the network judges everything.
+    off = AgreementCheck(0.06, 0.25, 1.5, between_sources=False)
+    np.testing.assert_array_equal(off.judge(blend, network, sides), by_network)
+
+
 class _FixedPrior:
     """A previous stage whose fill is ``frames`` (N, H, W, 3) uint8, whatever the holes."""
 
@@ -480,14 +535,14 @@ def test_a_patch_stage_is_not_given_content_its_prior_contradicts():
     motion = _motion(truth, holes)
     blurred = np.stack([cv2.GaussianBlur(frame, (0, 0), 2) for frame in truth])
     dark = np.full_like(truth, 10)
-    check = AgreementCheck(0.06, 0.25, 1.5)
+    check = AgreementCheck(0.06, 0.25, 1.5, between_sources=False)
     network = IIVINet(IIVINetConfig(width=4, prior_channels=prior_channels(True))).eval()
     hole = holes[2]
 
-    def fill(prior: np.ndarray, agreement: AgreementCheck | None) -> np.ndarray:
+    def fill(prior: np.ndarray, agreement: AgreementCheck | None, blend: bool = False) -> np.ndarray:
         predictor = PatchStagePredictor(
             network, _stage_data(stored, holes), _FixedPrior(prior), ProgressiveConfig(patch_size=64, tile_overlap=16),
-            CPU, motion, agreement=agreement,
+            CPU, motion, blend=blend, agreement=agreement,
         )
         return predictor.predict([2], [Tile(0, 0, HEIGHT, WIDTH)])[0].permute(1, 2, 0).numpy()
 
@@ -500,6 +555,11 @@ def test_a_patch_stage_is_not_given_content_its_prior_contradicts():
     # Agreeing: the content's detail comes through, as without the check, sharper than the prior.
     assert error(fill(blurred, check), truth) < error(fill(blurred, None), truth) + 0.01
     assert error(fill(blurred, check), truth) < 0.5 * error(_unit(blurred[2]), truth)
+    # Blended content judged by its two sides (frame 2 has frames before and after showing its
+    # hole, alike): the content comes through whatever the prior says.
+    sides_judge = AgreementCheck(0.06, 0.25, 1.5)
+    assert error(fill(dark, sides_judge, blend=True), truth) < error(fill(dark, None, blend=True), truth) + 0.01
+    assert error(fill(dark, sides_judge, blend=True), dark) > 0.4
 
 
 def test_the_agreement_blur_grows_with_the_picture():

@@ -7,6 +7,14 @@ right there at its own (working) resolution. So both are blurred to about that r
 where they differ the content is not trusted: it keeps the detail the network cannot give, not
 structure the network contradicts. Used by the whole-frame fill (propagated_paste.py, against
 the network's own fill) and by the patch stages (stage_predictors.py, against their prior).
+
+But the network is only roughly right: far above its working size (4K from a 320 px network) its
+fill is off by more than the thresholds even where the content is right, and right content was
+rejected (BENCHMARKS.md, high resolution). Where a hole pixel is shown by a frame before and a
+frame after it, the two sources judge each other instead (``AgreementCheck.judge``): a static or
+rigidly moving scene shows the same thing in both, whatever the network's resolution, while
+content moving on its own is fetched from two different wrong places, which disagree. The
+network decides only where one side shows the pixel.
 """
 
 from __future__ import annotations
@@ -30,6 +38,8 @@ class AgreementCheck:
     low: float
     high: float
     sigma: float
+    # Where frames before and after both show a pixel, they judge each other (module docstring).
+    between_sources: bool = True
 
     def __post_init__(self) -> None:
         if not 0 <= self.low < self.high:
@@ -48,6 +58,36 @@ class AgreementCheck:
         difference = np.abs(blurred[0] - blurred[1]).mean(axis=-1)
         return np.clip((self.high - difference) / (self.high - self.low), 0.0, 1.0).astype(np.float32)
 
+    def judge(
+        self, content: np.ndarray, network: np.ndarray, sides: tuple[SideContent, SideContent] | None = None
+    ) -> np.ndarray:
+        """(h, w) in [0, 1]: how far ``content`` (the blended content over ``network``) may be
+        trusted. With ``sides`` (the earlier and the later frames' content) and
+        ``between_sources``, the two sides judge each other where both found content, and the
+        network only the rest (module docstring)."""
+        trust = self.trust(content, network)
+        if sides is None or not self.between_sources:
+            return trust
+        earlier, later = sides
+        both = earlier.valid & later.valid
+        if both.any():
+            # Each side's picture is the other side's where it found nothing (and the network's
+            # where neither did): pixels only one side shows do not differ, so the blur does
+            # not carry one side's edge into the pixels both show.
+            either = np.where(later.valid[..., None], later.candidate, network)
+            first = np.where(earlier.valid[..., None], earlier.candidate, either)
+            second = np.where(later.valid[..., None], later.candidate, first)
+            trust[both] = self.trust(first, second)[both]
+        return trust
+
+
+@dataclass(frozen=True)
+class SideContent:
+    """The content one side of a frame (earlier or later frames) shows of its hole."""
+
+    candidate: np.ndarray  # (h, w, 3) float32 in [-1, 1]
+    valid: np.ndarray  # (h, w) bool
+
 
 def agreement_for(propagation: ContentPropagationConfig, scale: float) -> AgreementCheck | None:
     """The configured check for pictures ``scale`` times the working size (None when off): the
@@ -55,4 +95,9 @@ def agreement_for(propagation: ContentPropagationConfig, scale: float) -> Agreem
     picture."""
     if not propagation.check_agreement:
         return None
-    return AgreementCheck(propagation.agreement_low, propagation.agreement_high, propagation.agreement_sigma * scale)
+    return AgreementCheck(
+        propagation.agreement_low,
+        propagation.agreement_high,
+        propagation.agreement_sigma * scale,
+        propagation.agreement_between_sources,
+    )

@@ -17,7 +17,8 @@ every change of source is a ramp, never a step.
 
 Where the content differs from the network's fill at low frequencies, the blend fades back to
 the network's fill (``AgreementCheck``, agreement.py: content moving on its own behind a hole is
-fetched from the wrong place by the completed flow).
+fetched from the wrong place by the completed flow); where both directions found content, by how
+far the two differ from each other instead.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from archive_inpaint.inference.agreement import AgreementCheck
+from archive_inpaint.inference.agreement import AgreementCheck, SideContent
 from archive_inpaint.inference.propagation import (
     Found,
     ShotMotion,
@@ -208,7 +209,7 @@ def _blended(
             # The tile's content where it has some: hole pixels, so inside the box.
             rows, cols = np.nonzero(weight_sum > 0)
             content_box[rows + piece.tile.top - box.top, cols + piece.tile.left - box.left] = mixed[rows, cols]
-        alpha_box = alpha_box * agreement.trust(content_box, network_box)
+        alpha_box = alpha_box * agreement.judge(content_box, network_box, _sides_in_box(pieces, box))
     pasted = []
     for piece, (weight_sum, mixed) in zip(pieces, mixes):
         covered = weight_sum > 0
@@ -216,3 +217,18 @@ def _blended(
         alpha = _box_in_tile(box, alpha_box, piece.tile)[covered][:, None]
         pasted.append((piece, covered, alpha * mixed[covered] + (1.0 - alpha) * network[covered]))
     return pasted
+
+
+def _sides_in_box(pieces: list[_TileCandidates], box: Tile) -> tuple[SideContent, SideContent]:
+    """Each direction's content (earlier frames, later frames) over ``box``, from the tiles."""
+    sides = []
+    for direction in range(2):
+        candidate = np.zeros((box.height, box.width, 3), dtype=np.float32)
+        valid = np.zeros((box.height, box.width), dtype=bool)
+        for piece in pieces:
+            found = piece.directions[direction]
+            rows, cols = np.nonzero(found.valid)
+            candidate[rows + piece.tile.top - box.top, cols + piece.tile.left - box.left] = found.candidate[rows, cols]
+            valid[rows + piece.tile.top - box.top, cols + piece.tile.left - box.left] = True
+        sides.append(SideContent(candidate, valid))
+    return sides[0], sides[1]

@@ -43,6 +43,7 @@ import cv2
 import numpy as np
 import torch
 
+from archive_inpaint.inference.agreement import SideContent
 from archive_inpaint.inference.tiles import Tile
 from archive_inpaint.training.stage_data import StageData
 from archive_inpaint.training.working_set import WorkingSet
@@ -387,6 +388,8 @@ class PatchContent:
 
     candidate: np.ndarray  # (h, w, 3) float32 in [-1, 1]; 0 where not valid
     valid: np.ndarray  # (h, w) bool
+    # Blended: the earlier and the later frames' content apart (for the agreement check).
+    sides: tuple[SideContent, SideContent] | None = None
 
 
 def content_for_patch(
@@ -416,7 +419,8 @@ def content_for_patch(
     if len(directions) == 1:
         return PatchContent(directions[0].candidate, directions[0].valid)
     weight_sum, mixed = nearness_weighted(frame, directions)
-    return PatchContent(mixed, weight_sum > 0)
+    earlier, later = (SideContent(found.candidate, found.valid) for found in directions)
+    return PatchContent(mixed, weight_sum > 0, (earlier, later))
 
 
 def lighting_ring(hole: np.ndarray) -> np.ndarray:

@@ -13,7 +13,8 @@ pseudo-hole's prior is a genuine lower-resolution fill, not a blurred copy of th
   content pasted in where it was found, followed by the plain fill and the validity mask. With
   an agreement check, content the prior contradicts at low frequencies counts as not found
   (partly, between the check's thresholds): the stage cannot learn to trust content that the
-  flow fetched from the wrong place (agreement.py).
+  flow fetched from the wrong place. Where frames before and after both show a pixel, the two
+  judge each other instead of the prior (agreement.py).
 """
 
 from __future__ import annotations
@@ -173,7 +174,7 @@ class PatchStagePredictor:
         if self.agreement is not None:
             # Per tile, as in training: the same tile gets the same input either way.
             as_images = [t.permute(0, 2, 3, 1).float().cpu().numpy() for t in (pasted, prior)]
-            trust = np.stack([self.agreement.trust(c, p) for c, p in zip(*as_images)])
+            trust = np.stack([self.agreement.judge(c, p, f.sides) for c, p, f in zip(*as_images, found)])
             valid = valid * torch.from_numpy(trust)[:, None].to(prior)
             pasted = valid * candidate + (1.0 - valid) * prior
         return torch.cat([pasted, prior, valid], dim=1)

@@ -72,6 +72,8 @@ def patch_stage_fingerprint(base_fingerprint: str, stage_index: int, data: Stage
         shape += ("blended",)
     if propagation.patch_stages and propagation.check_agreement:
         shape += ("agreement", propagation.agreement_low, propagation.agreement_high, propagation.agreement_sigma)
+        if propagation.agreement_between_sources:
+            shape += ("between sources",)
     digest.update(repr(shape).encode())
     return digest.hexdigest()
 
