@@ -289,7 +289,8 @@ class ContentPropagationConfig:
     # with each other; the network's fill judges only the pixels one side shows
     # (inference/agreement.py). Measured against the network alone: 4K pan +1.72 dB whole-frame
     # (28.41 -> 30.13 dB; 31.43 unchecked), +0.43 dB progressive (30.61 -> 31.04 dB); bikes
-    # street and carphone whole-frame level (23.15, 29.29 dB either way; BENCHMARKS.md).
+    # street +0.11 dB progressive (22.67 -> 22.78 dB), whole-frame level (23.15 dB), carphone
+    # level (29.29 dB; BENCHMARKS.md).
     agreement_between_sources: bool = True
     agreement_low: float = 0.06
     agreement_high: float = 0.25
