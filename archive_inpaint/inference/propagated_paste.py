@@ -206,9 +206,7 @@ def _blended(
     if agreement is not None:
         content_box = network_box.copy()
         for piece, (weight_sum, mixed) in zip(pieces, mixes):
-            # The tile's content where it has some: hole pixels, so inside the box.
-            rows, cols = np.nonzero(weight_sum > 0)
-            content_box[rows + piece.tile.top - box.top, cols + piece.tile.left - box.left] = mixed[rows, cols]
+            _set_in_box(content_box, box, piece.tile, weight_sum > 0, mixed)
         alpha_box = alpha_box * agreement.judge(content_box, network_box, _sides_in_box(pieces, box))
     pasted = []
     for piece, (weight_sum, mixed) in zip(pieces, mixes):
@@ -227,8 +225,14 @@ def _sides_in_box(pieces: list[_TileCandidates], box: Tile) -> tuple[SideContent
         valid = np.zeros((box.height, box.width), dtype=bool)
         for piece in pieces:
             found = piece.directions[direction]
-            rows, cols = np.nonzero(found.valid)
-            candidate[rows + piece.tile.top - box.top, cols + piece.tile.left - box.left] = found.candidate[rows, cols]
-            valid[rows + piece.tile.top - box.top, cols + piece.tile.left - box.left] = True
+            _set_in_box(candidate, box, piece.tile, found.valid, found.candidate)
+            _set_in_box(valid, box, piece.tile, found.valid, found.valid)
         sides.append(SideContent(candidate, valid))
     return sides[0], sides[1]
+
+
+def _set_in_box(target: np.ndarray, box: Tile, tile: Tile, where: np.ndarray, values: np.ndarray) -> None:
+    """``target`` (over ``box`` of the frame) takes ``values`` (over ``tile``) at the tile's
+    ``where`` pixels: hole pixels, so inside the box."""
+    rows, cols = np.nonzero(where)
+    target[rows + tile.top - box.top, cols + tile.left - box.left] = values[rows, cols]
