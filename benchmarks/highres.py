@@ -332,8 +332,9 @@ def main() -> None:
             ]
             if args.compare_whole_frame:
                 # The whole-frame stage's fill with other frames' content pasted at full size;
-                # and the same without the agreement check, which judges the content by a coarse
-                # fill that is worse the larger the frame is against the working size.
+                # and the same without the agreement check, whose judge where only one side
+                # shows a pixel is a coarse fill, worse the larger the frame is against the
+                # working size.
                 variants.append(("whole-frame", 1, {}))
                 variants.append(("whole-frame-unchecked", 1, {"check_agreement": False}))
             if args.compare_nearest_source:
