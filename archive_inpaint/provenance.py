@@ -77,6 +77,12 @@ def library_versions() -> dict[str, Any]:
     return versions
 
 
+def versions_line(versions: dict[str, Any]) -> str:
+    """``library_versions()`` on one line (FFmpeg's own libraries left out: PyAV's version names
+    the build)."""
+    return ", ".join(f"{name} {version}" for name, version in versions.items() if name != "ffmpeg")
+
+
 def device_description(device: Any) -> dict[str, Any]:
     import torch
 

@@ -47,6 +47,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from archive_inpaint.media import write_frames  # noqa: E402
+from archive_inpaint.provenance import library_versions, versions_line  # noqa: E402
 
 BUCKET = "batch-overhead"
 # Benchmark-only credentials for the in-process moto server; nothing real.
@@ -221,6 +222,7 @@ def machine() -> dict[str, str]:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "ray": ray.__version__,
+        "libraries": versions_line(library_versions()),
         "load average (1/5/15 min, at start)": " ".join(f"{x:.2f}" for x in os.getloadavg()),
     }
 

@@ -57,6 +57,7 @@ import torch  # noqa: E402
 
 from archive_inpaint.config import IIVIConfig, RegularizerConfig, preset  # noqa: E402
 from archive_inpaint.pipeline import inpaint_arrays, resolve_device  # noqa: E402
+from archive_inpaint.provenance import library_versions, versions_line  # noqa: E402
 from archive_inpaint.media import read_frames  # noqa: E402
 from archive_inpaint.media.masks import dilate_holes  # noqa: E402
 from archive_inpaint.training.mask_propagation import (  # noqa: E402
@@ -318,7 +319,8 @@ def moved_object_case(args: argparse.Namespace, device: torch.device) -> dict[st
 def to_markdown(results: dict[str, Any]) -> str:
     lines = [
         f"Command: `{results['command']}`  ",
-        f"Date: {results['date']}; machine: {results['machine']}; torch {results['torch']}",
+        f"Date: {results['date']}; machine: {results['machine']}  ",
+        f"Libraries: {versions_line(results['versions'])}",
         "",
     ]
     deficiency = results.get("deficiency")
@@ -401,7 +403,7 @@ def main() -> None:
     results: dict[str, Any] = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads",
-        "torch": torch.__version__,
+        "versions": library_versions(),
         "command": " ".join(["python", "benchmarks/hard_shots.py", *sys.argv[1:]]),
     }
     if "deficiency" in cases:

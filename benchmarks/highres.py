@@ -72,6 +72,7 @@ from archive_inpaint.media.frame_store import FrameStore  # noqa: E402
 from archive_inpaint.training.stage_data import StageData  # noqa: E402
 from archive_inpaint.media import read_frames, write_frames  # noqa: E402
 from archive_inpaint.pipeline import ShotInputs, inpaint_files, resolve_device  # noqa: E402
+from archive_inpaint.provenance import library_versions, versions_line  # noqa: E402
 from benchmarks.footage import exposure_flicker  # noqa: E402
 from benchmarks.metrics import hole_squared_error, peak_rss_mib, score_hole  # noqa: E402
 
@@ -309,7 +310,9 @@ def main() -> None:
     results: dict[str, Any] = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads",
-        "torch": torch.__version__,
+        # Figures moved between fresh installs of the same code (BENCHMARKS.md, high resolution):
+        # every library that decodes, resamples or estimates flow is recorded with them.
+        "versions": library_versions(),
         "command": " ".join(["python", "benchmarks/highres.py", *sys.argv[1:]]),
         "settings": worker_args | {"shot": args.shot, "frames": args.frames, "flicker": args.flicker},
         "runs": {},
@@ -405,7 +408,8 @@ def to_markdown(results: dict[str, Any]) -> str:
     runs = results["runs"]
     lines = [
         f"Command: `{results['command']}`  ",
-        f"Date: {results['date']}; machine: {results['machine']}; torch {results['torch']}  ",
+        f"Date: {results['date']}; machine: {results['machine']}  ",
+        f"Libraries: {versions_line(results['versions'])}  ",
         f"Settings: {json.dumps(results['settings'])}",
         "",
         "| resolution | stages | method | PSNR in hole | SSIM in hole | train s | fill s | peak RSS MiB | peak CUDA MiB |",

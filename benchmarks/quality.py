@@ -49,6 +49,7 @@ import torch  # noqa: E402
 
 from archive_inpaint.config import METHODS, PRESETS, preset  # noqa: E402
 from archive_inpaint.pipeline import inpaint_arrays, resolve_device  # noqa: E402
+from archive_inpaint.provenance import library_versions, versions_line  # noqa: E402
 from benchmarks.baselines import TELEA_RADIUS, telea_shot, temporal_median_shot  # noqa: E402
 from benchmarks.footage import (  # noqa: E402
     CLIP_LOADERS,
@@ -468,6 +469,7 @@ def machine_info(device: str) -> dict[str, Any]:
         "torch": torch.__version__,
         "opencv": cv2.__version__,
         "numpy": np.__version__,
+        "versions": library_versions(),
         "device": str(resolved),
         # Timings from a machine that other jobs are loading are not comparable; the load at the
         # start is kept so that a contended run can be recognised afterwards.
@@ -662,7 +664,7 @@ def markdown_report(results: dict[str, Any]) -> str:
         "",
         f"Measured {results['date']} on {machine['cpu_model']}, {machine['cpu_count']} cores "
         f"({machine['cpu_usable']} usable), torch {machine['torch']}, "
-        f"device `{machine['device']}`{gpu}.",
+        f"device `{machine['device']}`{gpu}; {versions_line(machine['versions'])}.",
         "",
         f"Command: `{results['command']}`",
         "",
