@@ -281,14 +281,16 @@ class ContentPropagationConfig:
     # fill, +1.27 dB for the patch stage; balle +0.52 dB, carphone -0.15 dB (BENCHMARKS.md).
     # Settings from one shot (0.03-0.10 low, 0.15-0.40 high, sigma 0.75-3 all gained 0.5-1.1 dB
     # there), not tuned further. The thresholds are absolute, so a poor coarse fill makes it
-    # reject right content: on a 4K pan (12x the working size), judged by the network alone, it
-    # cost the whole-frame fill 3.02 dB.
+    # reject right content: on a 4K pan (12x the working size), judged by a whole-frame network
+    # trained a quarter of the ``fast`` preset's steps, it cost the whole-frame fill 3.02 dB
+    # (0.12 dB with the network trained as the preset trains it).
     check_agreement: bool = True
     # So where a frame before and a frame after both show a hole pixel (blended sources only),
     # the two judge the content instead, with the same thresholds: trusted as far as they agree
     # with each other; the network's fill judges only the pixels one side shows
-    # (inference/agreement.py). Measured against the network alone: 4K pan +1.72 dB whole-frame
-    # (28.41 -> 30.13 dB; 31.43 unchecked), +0.43 dB progressive (30.61 -> 31.04 dB); bikes
+    # (inference/agreement.py). Measured against the network alone: 4K pan +0.10 dB whole-frame
+    # (42.60 -> 42.70 dB; with the undertrained network +1.72 dB whole-frame, +0.43 dB
+    # progressive); bikes
     # street +0.11 dB progressive (22.67 -> 22.78 dB), whole-frame level (23.15 dB), carphone
     # level (29.29 dB; BENCHMARKS.md).
     agreement_between_sources: bool = True
