@@ -43,7 +43,6 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
@@ -467,8 +466,6 @@ def machine_info(device: str) -> dict[str, Any]:
         "platform": platform.platform(),
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "opencv": cv2.__version__,
-        "numpy": np.__version__,
         "versions": library_versions(),
         "device": str(resolved),
         # Timings from a machine that other jobs are loading are not comparable; the load at the
