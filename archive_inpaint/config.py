@@ -290,9 +290,8 @@ class ContentPropagationConfig:
     # with each other; the network's fill judges only the pixels one side shows
     # (inference/agreement.py). Measured against the network alone: 4K pan +0.10 dB whole-frame
     # (42.60 -> 42.70 dB; with the undertrained network +1.72 dB whole-frame, +0.43 dB
-    # progressive); bikes
-    # street +0.11 dB progressive (22.67 -> 22.78 dB), whole-frame level (23.15 dB), carphone
-    # level (29.29 dB; BENCHMARKS.md).
+    # progressive); bikes street +0.11 dB progressive (22.67 -> 22.78 dB), whole-frame level
+    # (23.15 dB), carphone level (29.29 dB; BENCHMARKS.md).
     agreement_between_sources: bool = True
     agreement_low: float = 0.06
     agreement_high: float = 0.25

@@ -198,9 +198,6 @@ def run_s3(count: int, work: Path, args: argparse.Namespace, endpoint: str) -> R
 
 
 def machine() -> dict[str, str]:
-    import ray
-    import torch
-
     cpu = platform.processor() or "?"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -219,9 +216,7 @@ def machine() -> dict[str, str]:
         "cpu": f"{cpu}, {os.cpu_count()} logical CPUs",
         "memory": memory,
         "os": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "ray": ray.__version__,
+        # Python, torch, Ray and the media libraries, as the shots' provenance records them.
         "libraries": versions_line(library_versions()),
         "load average (1/5/15 min, at start)": " ".join(f"{x:.2f}" for x in os.getloadavg()),
     }

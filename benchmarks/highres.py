@@ -336,8 +336,8 @@ def main() -> None:
             if args.compare_whole_frame:
                 # The whole-frame stage's fill with other frames' content pasted at full size;
                 # and the same without the agreement check, whose judge where only one side
-                # shows a pixel is a coarse fill, worse the larger the frame is against the
-                # working size.
+                # shows a pixel is the coarse fill: where that is poor (a whole-frame stage
+                # trained too briefly), it rejects right content.
                 variants.append(("whole-frame", 1, {}))
                 variants.append(("whole-frame-unchecked", 1, {"check_agreement": False}))
             if args.compare_nearest_source:
